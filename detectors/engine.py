@@ -1,0 +1,373 @@
+"""The detector engine: one loop for the live worker and the offline backtest.
+
+For every accepted event the engine, in this order:
+
+1. drops it as a **duplicate** if its ``event_id`` was already seen on that
+   stream (delivery is at least once);
+2. sets it aside as **late** if its event time is behind the watermark of
+   its partition (the partition's newest event time minus the allowed
+   lateness): detectors that waited out the lateness have already decided
+   without it, so feeding it would make results depend on arrival order;
+3. hands it to each detector of its stream, catching a detector's failure
+   so that one bad event cannot stop the others;
+4. advances the partition's watermark and fires the timers it has passed
+   (timers belong to the partition of the event that scheduled them, as the
+   entity they are about does).
+
+Everything the engine and its detectors know pickles: :meth:`Engine.snapshot`
+and :meth:`Engine.restore` are the checkpoint. The engine reads no clock, so
+the same input in the same order gives the same alerts with the same ids.
+
+>>> from datetime import datetime, timezone
+>>> from detectors.events import Inspection
+>>> from detectors.inspections.moratorium import MoratoriumViolation
+>>> engine = Engine([MoratoriumViolation()])
+>>> event = Inspection(event_id="i-1", ts=datetime(2021, 3, 2, 5, tzinfo=timezone.utc),
+...     business="B-1", business_size="small", authority="A", inspector="I",
+...     kind="unscheduled", basis="routine")
+>>> result = engine.process("inspections", event)
+>>> result.outcome, [a.kind for a in result.alerts]
+('ok', ['moratorium_violation'])
+>>> engine.process("inspections", event).outcome
+'duplicate'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import pickle
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors.base import Context, Detector
+from detectors.errors import KuzetError
+from detectors.events import KIND_DOMAIN, MAX_ALERT_EVENT_IDS, STREAMS, Alert
+
+# Outcomes of one event; they are also the ``outcome`` label of the metrics.
+OK = "ok"
+DUPLICATE = "duplicate"
+LATE = "late"
+FAILED = "failed"
+
+#: Contract default: events up to 24 h behind the newest are normal.
+DEFAULT_ALLOWED_LATENESS = 24 * 3600.0
+#: Event ids are grouped by the hour of their event time so whole hours expire at once.
+DEDUP_BUCKET_SECONDS = 3600
+#: Ceiling on remembered ids per stream: ~100 bytes each, so about 200 MB at the
+#: ceiling. Past it the oldest hours are forgotten early (counted in ``evicted``).
+DEFAULT_DEDUP_MAX_IDS = 2_000_000
+
+
+class SnapshotError(KuzetError):
+    """A snapshot could not be read back."""
+
+
+def alert_id(kind: str, entity: str, finding: str, severity: str) -> str:
+    """Deterministic id of an alert: the same finding at the same severity, the same id.
+
+    An escalation of a finding (a higher severity) is a new alert with a new id;
+    a redelivered or replayed event reproduces the old one.
+    """
+    material = "\x1f".join((kind, entity, finding, severity)).encode()
+    return hashlib.blake2b(material, digest_size=16).hexdigest()
+
+
+def make_alert(
+    *,
+    kind: str,
+    entity: str,
+    finding: str,
+    ts: datetime,
+    severity: str,
+    score: float,
+    reasons: list[str],
+    evidence: dict[str, Any],
+    event_ids: Sequence[str],
+) -> Alert:
+    """Build an alert with its deterministic id; ``finding`` names the finding within the entity."""
+    domain, entity_type = KIND_DOMAIN[kind]
+    return Alert(
+        alert_id=alert_id(kind, entity, finding, severity),
+        kind=kind,
+        domain=domain,
+        entity=entity,
+        entity_type=entity_type,
+        ts=ts.astimezone(UTC),  # one notation for every alert: UTC, encoded with Z
+        severity=severity,
+        score=min(1.0, max(0.0, float(score))),
+        reasons=reasons,
+        evidence=evidence,
+        event_ids=list(event_ids[-MAX_ALERT_EVENT_IDS:]),
+    )
+
+
+class Deduplicator:
+    """Remembers the event ids of a bounded span of event time.
+
+    Ids are kept in hourly buckets of their event time; :meth:`expire` forgets
+    whole hours, and past ``max_ids`` the oldest hours go first.
+
+    >>> d = Deduplicator()
+    >>> d.add("e1", 0.0), d.add("e1", 0.0), d.add("e2", 7200.0)
+    (True, False, True)
+    >>> d.expire(3600.0); len(d)
+    1
+    """
+
+    def __init__(self, max_ids: int = DEFAULT_DEDUP_MAX_IDS) -> None:
+        self.max_ids = max_ids
+        self._ids: set[str] = set()
+        self._buckets: dict[int, list[str]] = {}
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, event_id: str, ts: float) -> bool:
+        """Remember ``event_id``; False if it was already remembered."""
+        ids = self._ids
+        if event_id in ids:
+            return False
+        ids.add(event_id)
+        bucket = int(ts // DEDUP_BUCKET_SECONDS)
+        members = self._buckets.get(bucket)
+        if members is None:
+            self._buckets[bucket] = [event_id]
+        else:
+            members.append(event_id)
+        if len(ids) > self.max_ids:
+            self._drop(min(self._buckets), early=True)
+        return True
+
+    def expire(self, before: float) -> None:
+        """Forget every bucket that ends at or before ``before``."""
+        limit = before // DEDUP_BUCKET_SECONDS
+        for bucket in [b for b in self._buckets if b + 1 <= limit]:
+            self._drop(bucket, early=False)
+
+    def _drop(self, bucket: int, *, early: bool) -> None:
+        members = self._buckets.pop(bucket)
+        self._ids.difference_update(members)
+        if early:
+            self.evicted += len(members)
+
+
+@dataclass(slots=True)
+class DetectorFailure:
+    """A detector raised on an event (or a timer); the event is dead-lettered."""
+
+    detector: str
+    error: str
+
+    @property
+    def reason(self) -> str:
+        return f"detector {self.detector} failed: {self.error}"[:200]
+
+
+@dataclass(slots=True)
+class Result:
+    """What one event led to."""
+
+    outcome: str
+    alerts: list[Alert]
+    failures: list[DetectorFailure]
+
+
+_NO_ALERTS: list[Alert] = []
+_NO_FAILURES: list[DetectorFailure] = []
+
+
+class _Clock:
+    """Event-time progress of one partition of a stream: newest event time and timers.
+
+    Every entity lives in one partition (the Kafka key is the entity), so the
+    partition's own order is the order that matters for its entities: lateness
+    and timers are judged per partition. A consumer that reads several
+    partitions at different speeds (catch-up, replay) then never mistakes a
+    slower partition's events for late ones.
+    """
+
+    __slots__ = ("max_ts", "timers")
+
+    def __init__(self) -> None:
+        self.max_ts = float("-inf")
+        # (at, sequence, detector index, key); the sequence keeps ties in FIFO order.
+        self.timers: list[tuple[float, int, int, Hashable]] = []
+
+    def __getstate__(self) -> tuple[float, list[tuple[float, int, int, Hashable]]]:
+        return self.max_ts, self.timers
+
+    def __setstate__(self, state: tuple[float, list[tuple[float, int, int, Hashable]]]) -> None:
+        self.max_ts, self.timers = state
+
+
+class _StreamState:
+    """Detectors, duplicate memory and per-partition clocks of one stream."""
+
+    def __init__(self, detectors: list[Detector], dedup_max_ids: int) -> None:
+        self.detectors = detectors
+        self.dedup = Deduplicator(dedup_max_ids)
+        self.dedup_expired_to = float("-inf")
+        self.clocks: dict[int, _Clock] = {}
+        self.timer_seq = 0
+        self.ctx = Context(self.schedule)
+        # What schedule() files a timer under: the detector being called, and its partition.
+        self.current = 0
+        self.clock = _Clock()
+
+    def schedule(self, at: float, key: Hashable) -> None:
+        self.timer_seq += 1
+        heapq.heappush(self.clock.timers, (at, self.timer_seq, self.current, key))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["ctx"]  # holds a bound method; rebuilt on restore
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.ctx = Context(self.schedule)
+
+
+class Engine:
+    """Runs detectors over events in event time; see the module docstring.
+
+    Parameters:
+        detectors: the detectors to run; each watches ``detector.stream``.
+        allowed_lateness: seconds an event may trail the newest event of its
+            stream and still be accepted; also how long a decision that rests
+            on something not happening waits.
+        dedup_max_ids: ceiling on remembered event ids per stream.
+    """
+
+    def __init__(
+        self,
+        detectors: Iterable[Detector],
+        *,
+        allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
+        dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS,
+    ) -> None:
+        self.allowed_lateness = float(allowed_lateness)
+        self.dedup_max_ids = dedup_max_ids
+        self.detectors = list(detectors)
+        self.timer_failures = 0  # timers have no event to dead-letter, so they are counted
+        by_stream: dict[str, list[Detector]] = {stream: [] for stream in STREAMS}
+        for detector in self.detectors:
+            if detector.stream not in by_stream:
+                raise KuzetError(
+                    f"detector {detector!r} watches unknown stream {detector.stream!r}; "
+                    f"streams are {', '.join(STREAMS)}"
+                )
+            by_stream[detector.stream].append(detector)
+        self._streams = {
+            stream: _StreamState(dets, dedup_max_ids) for stream, dets in by_stream.items()
+        }
+
+    # -- processing -------------------------------------------------------------
+
+    def process(self, stream: str, event: Any, partition: int = 0) -> Result:
+        """Feed one decoded event of ``stream`` from ``partition``; return its outcome, alerts."""
+        state = self._streams[stream]
+        ts = event.ts.timestamp()
+        if not state.dedup.add(event.event_id, ts):
+            return Result(DUPLICATE, _NO_ALERTS, _NO_FAILURES)
+        clock = state.clocks.get(partition)
+        if clock is None:
+            clock = state.clocks[partition] = _Clock()
+        if ts < clock.max_ts - self.allowed_lateness:
+            return Result(LATE, _NO_ALERTS, _NO_FAILURES)
+
+        alerts: list[Alert] = _NO_ALERTS
+        failures: list[DetectorFailure] = _NO_FAILURES
+        ctx = state.ctx
+        ctx.ts = ts
+        ctx.watermark = clock.max_ts - self.allowed_lateness
+        state.clock = clock
+        for index, detector in enumerate(state.detectors):
+            state.current = index
+            try:
+                found = detector.update(event, ctx)
+            except Exception as exc:  # a detector bug must not stop the stream
+                if failures is _NO_FAILURES:
+                    failures = []
+                failures.append(DetectorFailure(detector.kind, f"{type(exc).__name__}: {exc}"))
+                continue
+            if found:
+                if alerts is _NO_ALERTS:
+                    alerts = []
+                alerts.extend(found)
+
+        if ts > clock.max_ts:
+            clock.max_ts = ts
+            fired = self._advance(state, clock)
+            if fired:
+                alerts = alerts + fired if alerts is not _NO_ALERTS else fired
+        return Result(FAILED if failures else OK, alerts, failures)
+
+    def _advance(self, state: _StreamState, clock: _Clock) -> list[Alert]:
+        """Move a partition's watermark to ``max_ts - allowed_lateness``; fire due timers."""
+        watermark = clock.max_ts - self.allowed_lateness
+        # Ids older than twice the lateness can only come back as late events.
+        horizon = watermark - self.allowed_lateness
+        if horizon - state.dedup_expired_to >= DEDUP_BUCKET_SECONDS:
+            state.dedup.expire(horizon)
+            state.dedup_expired_to = horizon
+        timers = clock.timers
+        if not timers or timers[0][0] > watermark:
+            return _NO_ALERTS
+        fired: list[Alert] = []
+        ctx = state.ctx
+        ctx.watermark = watermark
+        while timers and timers[0][0] <= watermark:
+            at, _, index, key = heapq.heappop(timers)
+            state.current = index
+            ctx.ts = at
+            try:
+                fired.extend(state.detectors[index].on_timer(key, ctx))
+            except Exception:  # a detector bug must not stop the stream
+                self.timer_failures += 1
+        return fired
+
+    # -- inspection -------------------------------------------------------------
+
+    def watermark(self, stream: str, partition: int | None = None) -> float:
+        """Watermark in epoch seconds of one partition, or the lowest of the stream's.
+
+        ``-inf`` before any event.
+        """
+        clocks = self._streams[stream].clocks
+        if partition is not None:
+            clock = clocks.get(partition)
+            return (clock.max_ts if clock else float("-inf")) - self.allowed_lateness
+        if not clocks:
+            return float("-inf")
+        return min(c.max_ts for c in clocks.values()) - self.allowed_lateness
+
+    def tracked_ids(self, stream: str) -> int:
+        return len(self._streams[stream].dedup)
+
+    def pending_timers(self, stream: str) -> int:
+        return sum(len(c.timers) for c in self._streams[stream].clocks.values())
+
+    # -- checkpoint -------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything the engine knows, as bytes (a pickle)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, blob: bytes) -> Engine:
+        """Rebuild an engine from :meth:`snapshot` output (trusted input only)."""
+        try:
+            engine = pickle.loads(blob)
+        except Exception as exc:
+            raise SnapshotError(
+                f"cannot read engine snapshot ({type(exc).__name__}: {exc}); "
+                "delete it to start with empty state"
+            ) from exc
+        if not isinstance(engine, cls):
+            raise SnapshotError(f"snapshot holds a {type(engine).__name__}, not an Engine")
+        return engine

@@ -1,0 +1,147 @@
+"""``moratorium_violation``: an inspection the moratorium prohibits.
+
+The rule is exact (contract): an inspection of a covered business size whose
+*local* start date falls in a moratorium window ``[start, end)`` is prohibited
+unless its basis is exempt. One alert per prohibited inspection.
+
+Local dates are taken in the configured time zone through the tz database, so
+Asia/Almaty's move from UTC+6 to UTC+5 in March 2024 is honoured. The window
+bounds are turned once into absolute instants (local midnight of ``start`` and
+of ``end``), so the per-event check is two comparisons of epoch seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from detectors.base import Context, Detector
+from detectors.engine import make_alert
+from detectors.errors import ConfigError
+from detectors.events import Alert, Inspection
+
+#: Contract default: the moratorium on inspecting small businesses, 2020 to 2022.
+DEFAULT_WINDOWS: tuple[tuple[date, date], ...] = ((date(2020, 1, 1), date(2023, 1, 1)),)
+#: Sizes the moratorium protects (contract default).
+DEFAULT_SIZES: frozenset[str] = frozenset({"micro", "small"})
+#: Legal grounds on which inspecting stayed allowed (contract default).
+DEFAULT_EXEMPT_BASES: frozenset[str] = frozenset(
+    {
+        "threat_to_life_health",
+        "environmental_threat",
+        "national_security",
+        "prosecutor_order",
+        "criminal_case",
+        "taxpayer_request",
+    }
+)
+DEFAULT_TIMEZONE = "Asia/Almaty"
+
+
+@dataclass(frozen=True)
+class MoratoriumRules:
+    """Which inspections a moratorium prohibits.
+
+    ``windows`` are half-open ``[start, end)`` ranges of local dates.
+    """
+
+    windows: tuple[tuple[date, date], ...] = DEFAULT_WINDOWS
+    sizes: frozenset[str] = field(default=DEFAULT_SIZES)
+    exempt_bases: frozenset[str] = field(default=DEFAULT_EXEMPT_BASES)
+
+    def __post_init__(self) -> None:
+        for start, end in self.windows:
+            if not start < end:
+                raise ConfigError(
+                    f"moratorium window {start}..{end} is empty: the start date must come "
+                    "before the end date (windows are [start, end))"
+                )
+
+
+class MoratoriumViolation(Detector):
+    """Flags each inspection that the inspection moratorium prohibits.
+
+    Parameters:
+        rules: moratorium windows, covered sizes and exempt bases.
+        timezone: IANA zone whose calendar dates the windows are in.
+
+    >>> from datetime import datetime, timezone
+    >>> from detectors.base import Context
+    >>> det = MoratoriumViolation()
+    >>> def inspection(ts, basis="routine", size="micro"):
+    ...     return Inspection(event_id="e", ts=datetime.fromisoformat(ts), business="B-7",
+    ...         business_size=size, authority="A", inspector="I", kind="unscheduled",
+    ...         basis=basis)
+    >>> def check(ev):
+    ...     ctx = Context(None); ctx.ts = ev.ts.timestamp(); return det.update(ev, ctx)
+    >>> [a.reasons[0] for a in check(inspection("2019-12-31T18:01:00Z"))]  # 00:01 local
+    ["unscheduled inspection of a micro business started on 2020-01-01 (Asia/Almaty), \
+inside the moratorium 2020-01-01 to 2022-12-31; basis 'routine' is not an exempt ground"]
+    >>> check(inspection("2019-12-31T23:59:00+06:00"))  # the day before, local time
+    []
+    >>> check(inspection("2021-06-01T10:00:00+06:00", basis="threat_to_life_health"))
+    []
+    >>> check(inspection("2021-06-01T10:00:00+06:00", size="large"))
+    []
+    """
+
+    kind = "moratorium_violation"
+    stream = "inspections"
+
+    def __init__(
+        self, rules: MoratoriumRules | None = None, timezone: str = DEFAULT_TIMEZONE
+    ) -> None:
+        self.rules = rules or MoratoriumRules()
+        self.timezone = timezone
+        tz = ZoneInfo(timezone)
+        # Instants of local midnight at each window's ends (epoch seconds).
+        self._bounds = tuple(
+            (_local_midnight(start, tz), _local_midnight(end, tz), start, end)
+            for start, end in self.rules.windows
+        )
+        self._tz = tz
+
+    def update(self, event: Inspection, ctx: Context) -> list[Alert]:
+        rules = self.rules
+        if event.business_size not in rules.sizes or event.basis in rules.exempt_bases:
+            return []
+        ts = ctx.ts
+        for lo, hi, start, end in self._bounds:
+            if lo <= ts < hi:
+                return [self._alert(event, start, end)]
+        return []
+
+    def _alert(self, event: Inspection, start: date, end: date) -> Alert:
+        local = event.ts.astimezone(self._tz)
+        last_day = end - timedelta(days=1)
+        reason = (
+            f"{event.kind} inspection of a {event.business_size} business started on "
+            f"{local.date().isoformat()} ({self.timezone}), inside the moratorium "
+            f"{start.isoformat()} to {last_day.isoformat()}; basis '{event.basis}' is not an "
+            "exempt ground"
+        )
+        return make_alert(
+            kind=self.kind,
+            entity=event.business,
+            finding=event.event_id,
+            ts=event.ts,
+            severity="critical",
+            score=1.0,
+            reasons=[reason],
+            evidence={
+                "local_start": local.isoformat(),
+                "timezone": self.timezone,
+                "moratorium_window": [start.isoformat(), end.isoformat()],
+                "business_size": event.business_size,
+                "inspection_kind": event.kind,
+                "basis": event.basis,
+                "authority": event.authority,
+                "inspector": event.inspector,
+            },
+            event_ids=[event.event_id],
+        )
+
+
+def _local_midnight(day: date, tz: ZoneInfo) -> float:
+    return datetime.combine(day, time(0), tzinfo=tz).timestamp()
