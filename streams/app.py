@@ -1,0 +1,154 @@
+"""The Faust app: one agent per input topic, feeding the shared processor.
+
+Each agent takes events in batches (``take_events``), hands the raw bytes to
+the :class:`~streams.processor.Processor`, publishes what comes back, and
+counts it. Faust acknowledges a batch only after the agent body has finished
+with it, and the body waits until every alert and dead letter of the batch is
+acknowledged by Kafka: processing is at least once, and a redelivered event
+yields the same alert id again (ids are deterministic), never a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from detectors.engine import Engine
+from detectors.events import STREAMS
+from detectors.registry import build_engine
+from streams.codec import encode_alert
+from streams.metrics import Metrics
+from streams.processor import BatchOutput, Processor, Source
+from streams.settings import KafkaSecurity, Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher:
+    """Sends alerts and dead letters, and waits until Kafka has acknowledged them."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.alerts = _raw_topic(app, settings.alerts_topic)
+        self.dead_letters = {s: _raw_topic(app, settings.dlq_topic(s)) for s in STREAMS}
+
+    async def publish(self, stream: str, out: BatchOutput) -> None:
+        pending = [
+            await self.alerts.send(key=alert.entity.encode(), value=encode_alert(alert))
+            for alert in out.alerts
+        ]
+        dlq = self.dead_letters[stream]
+        for letter in out.dead_letters:
+            pending.append(
+                await dlq.send(key=letter.key, value=letter.raw, headers=letter.headers())
+            )
+        if pending:
+            # Raises if any send failed: the agent stops before acking the batch,
+            # so the batch is consumed again after the restart (at least once).
+            await asyncio.gather(*pending)
+
+
+@dataclass
+class KuzetApp:
+    """The Faust app with the pieces tests and the CLI reach into."""
+
+    app: faust.App
+    processor: Processor
+    publisher: Publisher
+    metrics: Metrics
+    agents: dict[str, Any]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    registry: CollectorRegistry | None = None,
+    publisher: Publisher | None = None,
+) -> KuzetApp:
+    """Build the worker's Faust app from ``settings``."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        broker_credentials=_credentials(settings.security),
+        datadir=str(settings.state_dir / "faust"),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        producer_linger=settings.producer_linger,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_disable_leader=True,
+        topic_replication_factor=1,
+    )
+    processor = Processor(engine or build_engine(settings.detection))
+    metrics = Metrics(registry or CollectorRegistry())
+    publisher = publisher or Publisher(app, settings)
+    agents = {
+        stream: _add_agent(app, stream, settings, processor, publisher, metrics)
+        for stream in STREAMS
+    }
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        # Passed as a header: aiohttp refuses a content_type argument with parameters.
+        return web.bytes(
+            generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    return KuzetApp(app, processor, publisher, metrics, agents)
+
+
+def _add_agent(
+    app: faust.App,
+    stream: str,
+    settings: Settings,
+    processor: Processor,
+    publisher: Publisher,
+    metrics: Metrics,
+) -> Any:
+    topic = _raw_topic(app, settings.topic(stream))
+    engine = processor.engine
+
+    async def consume(events: faust.StreamT) -> None:
+        async for batch in events.take_events(settings.batch_size, settings.batch_within):
+            started = time.perf_counter()
+            out = processor.handle(stream, [_record(event) for event in batch])
+            elapsed = time.perf_counter() - started
+            await publisher.publish(stream, out)
+            metrics.record_batch(stream, out, elapsed, engine.watermark(stream))
+
+    return app.agent(topic, name=f"kuzet.{stream}")(consume)
+
+
+def _record(event: faust.EventT) -> tuple[bytes | None, bytes | None, Source]:
+    message = event.message
+    return event.value, message.key, Source(message.topic, message.partition, message.offset)
+
+
+def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+
+def _credentials(security: KafkaSecurity) -> faust.types.auth.CredentialsT | None:
+    if security.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password,
+            mechanism=security.sasl_mechanism,
+            ssl_context=security.ssl_context(),
+        )
+    if security.protocol == "SSL":
+        return faust.SSLCredentials(security.ssl_context())
+    return None

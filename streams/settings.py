@@ -1,0 +1,202 @@
+"""All configuration, read once from ``KUZET_*`` environment variables.
+
+:func:`Settings.from_env` is the only place in Kuzet that reads the environment;
+everything else receives the frozen :class:`Settings` it returns. The table of
+variables is in the README ("Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from detectors.errors import ConfigError
+from detectors.events import STREAMS
+from detectors.inspections.moratorium import MoratoriumRules
+from detectors.registry import DetectionConfig
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How to reach a secured cluster (TLS and/or SASL)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if "SSL" not in self.protocol:
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (replay, capture, tests)."""
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
+        if "SSL" in self.protocol:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.protocol.startswith("SASL"):
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Frozen configuration of one Kuzet process."""
+
+    broker: str = "127.0.0.1:9092"
+    app_id: str = "kuzet"
+    topics: Mapping[str, str] = field(default_factory=lambda: {s: s for s in STREAMS})
+    alerts_topic: str = "alerts"
+    dlq_suffix: str = ".dlq"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    # A batch closes at 1,000 events or 50 ms, whichever first: large enough to
+    # amortise per-batch work at 10k events/s, short enough to keep alerts prompt.
+    batch_size: int = 1000
+    batch_within: float = 0.05
+    # Producer linger: 5 ms lets alert and dead-letter sends share requests.
+    producer_linger: float = 0.005
+    state_dir: Path = Path(".kuzet")
+    log_level: str = "info"
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+
+    def topic(self, stream: str) -> str:
+        return self.topics[stream]
+
+    def dlq_topic(self, stream: str) -> str:
+        return self.topics[stream] + self.dlq_suffix
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list without Faust's ``kafka://`` scheme, for aiokafka."""
+        return ",".join(
+            part.strip().removeprefix("kafka://") for part in self.broker.split(";") if part
+        )
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{host}" for host in self.bootstrap_servers.split(","))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``KUZET_*`` variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        get = env.get
+        prefix = get("KUZET_TOPIC_PREFIX", "")
+        topics = {s: prefix + get(f"KUZET_TOPIC_{s.upper()}", s) for s in STREAMS}
+        protocol = get("KUZET_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        _choice("KUZET_KAFKA_SECURITY_PROTOCOL", protocol, SECURITY_PROTOCOLS)
+        mechanism = get("KUZET_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
+        _choice("KUZET_KAFKA_SASL_MECHANISM", mechanism, SASL_MECHANISMS)
+        security = KafkaSecurity(
+            protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=get("KUZET_KAFKA_SASL_USERNAME"),
+            sasl_password=get("KUZET_KAFKA_SASL_PASSWORD"),
+            ssl_cafile=get("KUZET_KAFKA_SSL_CAFILE"),
+            ssl_certfile=get("KUZET_KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=get("KUZET_KAFKA_SSL_KEYFILE"),
+        )
+        if protocol.startswith("SASL") and not (security.sasl_username and security.sasl_password):
+            raise ConfigError(
+                f"KUZET_KAFKA_SECURITY_PROTOCOL={protocol} needs KUZET_KAFKA_SASL_USERNAME "
+                "and KUZET_KAFKA_SASL_PASSWORD"
+            )
+        timezone = get("KUZET_TIMEZONE", "Asia/Almaty")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"KUZET_TIMEZONE={timezone!r} is not a tz database zone (e.g. Asia/Almaty)"
+            ) from None
+        defaults = MoratoriumRules()
+        moratorium = MoratoriumRules(
+            windows=_windows(get("KUZET_MORATORIUM_WINDOWS"), defaults.windows),
+            sizes=_names(get("KUZET_MORATORIUM_SIZES"), defaults.sizes),
+            exempt_bases=_names(get("KUZET_MORATORIUM_EXEMPT_BASES"), defaults.exempt_bases),
+        )
+        detection = DetectionConfig(
+            timezone=timezone,
+            allowed_lateness=_number(env, "KUZET_ALLOWED_LATENESS_HOURS", 24.0) * 3600.0,
+            dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000)),
+            moratorium=moratorium,
+        )
+        return cls(
+            broker=get("KUZET_BROKER", cls.broker),
+            app_id=get("KUZET_APP_ID", cls.app_id),
+            topics=topics,
+            alerts_topic=prefix + get("KUZET_TOPIC_ALERTS", cls.alerts_topic),
+            security=security,
+            web_host=get("KUZET_WEB_HOST", cls.web_host),
+            web_port=int(_number(env, "KUZET_WEB_PORT", cls.web_port)),
+            batch_size=int(_number(env, "KUZET_BATCH_SIZE", cls.batch_size)),
+            batch_within=_number(env, "KUZET_BATCH_WITHIN_MS", cls.batch_within * 1000) / 1000,
+            producer_linger=_number(env, "KUZET_PRODUCER_LINGER_MS", 5) / 1000,
+            state_dir=Path(get("KUZET_STATE_DIR", str(cls.state_dir))),
+            log_level=get("KUZET_LOG_LEVEL", cls.log_level).lower(),
+            detection=detection,
+        )
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def _names(raw: str | None, default: frozenset[str]) -> frozenset[str]:
+    if raw is None:
+        return default
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _windows(
+    raw: str | None, default: tuple[tuple[date, date], ...]
+) -> tuple[tuple[date, date], ...]:
+    """``2020-01-01/2023-01-01,2024-01-01/2025-01-01``: half-open local-date windows."""
+    if raw is None:
+        return default
+    windows = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            start, end = (date.fromisoformat(d.strip()) for d in part.split("/"))
+        except ValueError:
+            raise ConfigError(
+                f"KUZET_MORATORIUM_WINDOWS: {part!r} is not START/END in YYYY-MM-DD "
+                "(e.g. 2020-01-01/2023-01-01)"
+            ) from None
+        windows.append((start, end))
+    return tuple(windows)
