@@ -1,0 +1,121 @@
+"""Helpers for the integration tests: topic names, a worker subprocess, reading topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from detectors.events import STREAMS
+
+
+@dataclass
+class Topics:
+    """The topic names of one test (all under a unique prefix)."""
+
+    prefix: str
+    partitions: int
+
+    def input(self, stream: str) -> str:
+        return self.prefix + stream
+
+    def dlq(self, stream: str) -> str:
+        return self.prefix + stream + ".dlq"
+
+    @property
+    def alerts(self) -> str:
+        return self.prefix + "alerts"
+
+    def all(self) -> list[str]:
+        names = [self.alerts]
+        for stream in STREAMS:
+            names += [self.input(stream), self.dlq(stream)]
+        return names
+
+    def env(self) -> dict[str, str]:
+        return {"KUZET_TOPIC_PREFIX": self.prefix}
+
+
+async def consume(
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
+) -> list[ConsumerRecord]:
+    """Read ``topic`` from the start until ``expected`` records arrived, then 2 s more.
+
+    The extra wait catches records that should NOT be there (a second alert).
+    """
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        settle_until = None
+        while time.monotonic() < (settle_until or deadline):
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+            if len(records) >= expected and settle_until is None:
+                settle_until = time.monotonic() + 2.0
+    finally:
+        await consumer.stop()
+    return records
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Worker:
+    """A ``kuzet worker`` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    web_port: int
+    env: dict[str, str] = field(repr=False)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for_http(worker: Worker, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{worker.log_tail()}")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", worker.web_port), timeout=1),
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"worker did not open its web port in {timeout} s:\n{worker.log_tail()}")
+
+
+async def wait_until(predicate, timeout: float = 60.0, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(every)
+    raise AssertionError("condition not met in time")
