@@ -1,0 +1,176 @@
+"""The README's demo: a live worker on the local broker, a few events, alerts as they arrive.
+
+Run by ``make demo`` (which starts and stops the broker). Creates fresh
+``demo-*`` topics, starts ``kuzet worker`` on them, publishes a handful of
+inspections (prohibited, lawful, exempt, either side of local midnight at the
+moratorium's start), a redelivered duplicate and some broken records, then
+prints the alerts and dead letters the worker publishes, and its metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from detectors.events import STREAMS
+
+BOOTSTRAP = os.environ.get("KUZET_BROKER", "127.0.0.1:9092")
+WEB_PORT = int(os.environ.get("KUZET_DEMO_WEB_PORT", "6066"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def inspection(n: int, ts: str, business: str, size: str, basis: str, kind: str = "unscheduled"):
+    return business, {
+        "event_id": f"demo-insp-{n}",
+        "ts": ts,
+        "business": business,
+        "business_size": size,
+        "authority": "KZ-SES",
+        "inspector": f"INS-{n % 3}",
+        "kind": kind,
+        "basis": basis,
+    }
+
+
+EVENTS = [
+    inspection(1, "2021-04-12T10:30:00+06:00", "BIZ-ALMATY-CAFE", "micro", "routine"),
+    inspection(2, "2021-04-12T11:00:00+06:00", "BIZ-STEEL-PLANT", "large", "routine"),
+    inspection(3, "2021-05-03T09:00:00+06:00", "BIZ-BAKERY", "small", "threat_to_life_health"),
+    inspection(4, "2019-12-31T18:01:00Z", "BIZ-PHARMACY", "small", "complaint", "scheduled"),
+    inspection(5, "2019-12-31T23:59:00+06:00", "BIZ-KIOSK", "micro", "routine"),
+    inspection(6, "2023-01-01T00:01:00+06:00", "BIZ-SALON", "micro", "routine"),
+]
+BROKEN = [
+    ("inspections", b"BIZ-X", b"<inspection>not json</inspection>"),
+    ("inspections", b"BIZ-Y", b'{"event_id": "demo-bad-1", "ts": "2021-04-12T10:30:00"}'),
+    (
+        "payments",
+        b"ACC-1",
+        b'{"event_id":"demo-bad-2","ts":"2021-04-12T10:30:00Z",'
+        b'"payer":"ACC-1","payee":"ACC-2","amount":-5}',
+    ),
+]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def main() -> int:
+    prefix = f"demo-{uuid.uuid4().hex[:6]}."
+    names = [prefix + s for s in STREAMS] + [prefix + s + ".dlq" for s in STREAMS]
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    await admin.create_topics([NewTopic(n, 3, 1) for n in [*names, prefix + "alerts"]])
+    await admin.close()
+
+    state = ROOT / ".kuzet" / "demo"
+    state.mkdir(parents=True, exist_ok=True)
+    log = state / "worker.log"
+    say(f"== starting `kuzet worker` on topics {prefix}* (log: {log.relative_to(ROOT)})")
+    env = {
+        **os.environ,
+        "KUZET_BROKER": BOOTSTRAP,
+        "KUZET_TOPIC_PREFIX": prefix,
+        "KUZET_APP_ID": f"kuzet-{prefix.rstrip('.')}",
+        "KUZET_WEB_PORT": str(WEB_PORT),
+        "KUZET_STATE_DIR": str(state),
+    }
+    with open(log, "wb") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        return await run_demo(prefix, worker)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        say("== worker stopped")
+
+
+async def run_demo(prefix: str, worker: subprocess.Popen) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    await producer.start()
+    say("== publishing 6 inspections, 1 redelivered duplicate and 3 broken records")
+    for key, event in [*EVENTS, EVENTS[0]]:
+        await producer.send_and_wait(
+            prefix + "inspections", msgspec.json.encode(event), key=key.encode()
+        )
+    for stream, key, raw in BROKEN:
+        await producer.send_and_wait(prefix + stream, raw, key=key)
+    await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        prefix + "alerts",
+        *(prefix + s + ".dlq" for s in STREAMS),
+        bootstrap_servers=BOOTSTRAP,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    expected_alerts, expected_letters = 2, len(BROKEN)
+    alerts = letters = 0
+    deadline = time.monotonic() + 90
+    try:
+        while (
+            alerts < expected_alerts or letters < expected_letters
+        ) and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                say("!! the worker exited; see its log")
+                return 1
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.topic.endswith(".dlq"):
+                        letters += 1
+                        headers = {k: v.decode() for k, v in record.headers}
+                        say(
+                            f"DEAD LETTER from {headers['kuzet.source.topic']}"
+                            f"@{headers['kuzet.source.offset']}: {headers['kuzet.reason']}"
+                        )
+                    else:
+                        alerts += 1
+                        alert = msgspec.json.decode(record.value)
+                        say(
+                            f"ALERT {alert['severity'].upper()} {alert['kind']} "
+                            f"{alert['entity_type']}={alert['entity']} id={alert['alert_id'][:12]}"
+                        )
+                        for reason in alert["reasons"]:
+                            say(f"      {reason}")
+    finally:
+        await consumer.stop()
+    await asyncio.sleep(1)  # let the last batch's metrics land
+    with urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/metrics") as response:
+        lines = [
+            ln
+            for ln in response.read().decode().splitlines()
+            if ln.startswith(
+                ("kuzet_events_total", "kuzet_alerts_total", "kuzet_dead_letters_total")
+            )
+        ]
+    say(f"== metrics at http://127.0.0.1:{WEB_PORT}/metrics")
+    for line in lines:
+        say("   " + line)
+    ok = alerts == expected_alerts and letters == expected_letters
+    say(
+        f"== {alerts} alerts (expected {expected_alerts}), {letters} dead letters "
+        f"(expected {expected_letters}): {'OK' if ok else 'UNEXPECTED'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
