@@ -172,12 +172,13 @@ class Result:
     """What one event led to."""
 
     outcome: str
-    alerts: list[Alert]
-    failures: list[DetectorFailure]
+    alerts: Sequence[Alert]
+    failures: Sequence[DetectorFailure]
 
 
-_NO_ALERTS: list[Alert] = []
-_NO_FAILURES: list[DetectorFailure] = []
+# Shared empty results: tuples, so that no caller can append to them by mistake.
+_NO_ALERTS: tuple[Alert, ...] = ()
+_NO_FAILURES: tuple[DetectorFailure, ...] = ()
 
 
 class _Clock:
@@ -280,8 +281,8 @@ class Engine:
         if ts < clock.max_ts - self.allowed_lateness:
             return Result(LATE, _NO_ALERTS, _NO_FAILURES)
 
-        alerts: list[Alert] = _NO_ALERTS
-        failures: list[DetectorFailure] = _NO_FAILURES
+        alerts: list[Alert] | None = None
+        failures: list[DetectorFailure] | None = None
         ctx = state.ctx
         ctx.ts = ts
         ctx.watermark = clock.max_ts - self.allowed_lateness
@@ -291,12 +292,12 @@ class Engine:
             try:
                 found = detector.update(event, ctx)
             except Exception as exc:  # a detector bug must not stop the stream
-                if failures is _NO_FAILURES:
+                if failures is None:
                     failures = []
                 failures.append(DetectorFailure(detector.kind, f"{type(exc).__name__}: {exc}"))
                 continue
             if found:
-                if alerts is _NO_ALERTS:
+                if alerts is None:
                     alerts = []
                 alerts.extend(found)
 
@@ -304,10 +305,12 @@ class Engine:
             clock.max_ts = ts
             fired = self._advance(state, clock)
             if fired:
-                alerts = alerts + fired if alerts is not _NO_ALERTS else fired
-        return Result(FAILED if failures else OK, alerts, failures)
+                alerts = alerts + fired if alerts else fired
+        if failures:
+            return Result(FAILED, alerts or _NO_ALERTS, failures)
+        return Result(OK, alerts or _NO_ALERTS, _NO_FAILURES)
 
-    def _advance(self, state: _StreamState, clock: _Clock) -> list[Alert]:
+    def _advance(self, state: _StreamState, clock: _Clock) -> list[Alert] | None:
         """Move a partition's watermark to ``max_ts - allowed_lateness``; fire due timers."""
         watermark = clock.max_ts - self.allowed_lateness
         # Ids older than twice the lateness can only come back as late events.
@@ -317,7 +320,7 @@ class Engine:
             state.dedup_expired_to = horizon
         timers = clock.timers
         if not timers or timers[0][0] > watermark:
-            return _NO_ALERTS
+            return None
         fired: list[Alert] = []
         ctx = state.ctx
         ctx.watermark = watermark

@@ -85,7 +85,7 @@ def decode_event(stream: str, raw: bytes | None) -> Any:
     except (UnicodeDecodeError, RecursionError) as exc:
         raise _undecodable(exc) from None
     # Two things msgspec lets through that the contract does not (checked only
-    # after a successful decode, and cheaply: together ~0.1 us a message).
+    # after a successful decode, and cheaply: together ~0.2 us a message).
     if not raw.isascii():
         try:
             raw.decode()  # msgspec skips unknown fields without checking their UTF-8
@@ -99,18 +99,23 @@ def decode_event(stream: str, raw: bytes | None) -> Any:
     return event
 
 
+class _TsText(msgspec.Struct):
+    ts: str
+
+
+_ts_text = msgspec.json.Decoder(_TsText)
+
+
 def _basic_offset(raw: bytes) -> bool:
-    """Does the ``ts`` value end in an ISO 8601 basic offset (``+0600``)?
+    """Does the top-level ``ts`` end in an ISO 8601 basic offset (``+0600``)?
 
     msgspec's datetime parser accepts it; RFC 3339 and the shipped schemas do
-    not. A regex over the message costs three times the whole decode, so this
-    looks at the first ``"ts"`` key's string value with ``find`` alone.
+    not. A second msgspec decode that reads only ``ts`` as text finds exactly
+    the top-level key (escapes included) for ~0.2 us; a regex over the message
+    would cost three times the whole decode.
     """
-    key = raw.find(b'"ts"')
-    start = raw.find(b'"', key + 4) + 1
-    end = raw.find(b'"', start)
-    value = raw[start:end]
-    return len(value) > 5 and value[-5] in b"+-" and value[-4:].isdigit()
+    text = _ts_text.decode(raw).ts
+    return len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit()
 
 
 def _undecodable(exc: UnicodeDecodeError | RecursionError) -> InvalidEvent:

@@ -124,7 +124,7 @@ def test_duplicate_event_id_counts_once():
     first = engine.process("inspections", inspection("i-1"))
     again = engine.process("inspections", inspection("i-1"))
     assert (first.outcome, len(first.alerts)) == ("ok", 1)
-    assert (again.outcome, again.alerts, again.failures) == ("duplicate", [], [])
+    assert (again.outcome, again.alerts, again.failures) == ("duplicate", (), ())
     assert engine.tracked_ids("inspections") == 1
 
 
@@ -150,7 +150,7 @@ def test_event_older_than_the_allowed_lateness_is_late():
     engine = Engine([MoratoriumViolation()], allowed_lateness=24 * HOUR)
     engine.process("inspections", inspection("new", at=48))
     late = engine.process("inspections", inspection("old", at=48 - 24 - 0.5))
-    assert (late.outcome, late.alerts) == ("late", [])
+    assert (late.outcome, late.alerts) == ("late", ())
 
 
 def test_event_exactly_at_the_allowed_lateness_is_accepted():
@@ -196,10 +196,10 @@ def test_watermarks_of_streams_are_independent():
 def test_timer_fires_once_when_the_watermark_passes_it_and_not_before():
     detector = Deadline(delay=2 * HOUR)
     engine = Engine([detector], allowed_lateness=HOUR)
-    assert engine.process("payroll", hire("h-1", at=0)).alerts == []  # timer at 2 h
+    assert engine.process("payroll", hire("h-1", at=0)).alerts == ()  # timer at 2 h
     assert engine.pending_timers("payroll") == 1
     # Watermark at 2.9 - 1 = 1.9 h: not yet.
-    assert engine.process("payroll", hire("h-2", at=2.9, employer="E-2")).alerts == []
+    assert engine.process("payroll", hire("h-2", at=2.9, employer="E-2")).alerts == ()
     assert detector.fired == []
     # Watermark at 3 - 1 = 2 h: exactly due.
     result = engine.process("payroll", hire("h-3", at=3, employer="E-3"))
@@ -218,7 +218,7 @@ def test_timer_fires_once_when_the_watermark_passes_it_and_not_before():
 def test_timers_fire_in_event_time_order_not_schedule_order():
     engine = Engine([Deadline(delay=HOUR)], allowed_lateness=10 * HOUR)
     for event_id, at in [("c", 5), ("a", 1), ("b", 3), ("a2", 1)]:
-        assert engine.process("payroll", hire(event_id, at=at)).alerts == []
+        assert engine.process("payroll", hire(event_id, at=at)).alerts == ()
     result = engine.process("payroll", hire("z", at=100))
     # Due at 2, 2, 4, 6 h; ties keep the order they were scheduled in.
     assert [a.event_ids[0] for a in result.alerts] == ["a", "a2", "b", "c"]
