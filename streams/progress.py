@@ -8,7 +8,7 @@ clean), redrawn at most a few times a second, and cheap to call per record:
 >>> for _ in range(100):
 ...     bar.update(1)
 >>> bar.done, bar.finish()
-(100, None)
+(100.0, None)
 """
 
 from __future__ import annotations
