@@ -19,11 +19,28 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _worker_command(parser: argparse.ArgumentParser) -> Handler:
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="reprocess the input topics from the start (needs a new KUZET_APP_ID)",
+    )
+    history.add_argument(
+        "--from-time",
+        metavar="RFC3339",
+        help="reprocess from the first record written at/after this time (needs a new "
+        "KUZET_APP_ID)",
+    )
+
     def run(args: argparse.Namespace, settings: Settings) -> int:
         import faust
 
         from streams.app import create_app
 
+        if args.from_beginning or args.from_time:
+            from streams.offsets import start_reprocessing
+
+            start_reprocessing(settings, args.from_time, args.from_beginning)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         kuzet = create_app(settings)
         worker = faust.Worker(kuzet.app, loglevel=settings.log_level)
@@ -56,10 +73,98 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
     return run
 
 
+def _replay_command(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("input", type=Path, metavar="INPUT.jsonl")
+    parser.add_argument(
+        "--speed",
+        default="max",
+        metavar="X",
+        help="event seconds per wall second (3600: an hour a second), or 'max' (default)",
+    )
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from streams.replay import replay_file
+
+        return replay_file(args.input, settings, args.speed)
+
+    return run
+
+
+def _capture_command(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE")
+    parser.add_argument(
+        "--from-time",
+        metavar="RFC3339",
+        help="start at the first record written at/after this time, not at the beginning",
+    )
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep capturing new records until Ctrl-C (default: stop at the end offsets "
+        "seen at start)",
+    )
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from streams.capture import capture_to_file
+
+        return capture_to_file(args.out, settings, args.from_time, args.follow)
+
+    return run
+
+
+def _simulate_command(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="world size; 1 is about a million events"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a world parameter (see simulator/config.py), e.g. start=2019-10-01",
+    )
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from simulator import SimConfig, simulate
+        from streams.progress import Progress
+
+        if args.scale <= 0:
+            print("kuzet: --scale must be positive", file=sys.stderr)
+            return 2
+        config = SimConfig().with_overrides(args.set)
+        bar = Progress(label="simulate", unit="lines")
+        result = simulate(args.out, args.seed, args.scale, config, on_line=bar.update)
+        bar.finish()
+        stats = result.stats
+        print(
+            f"wrote {args.out / 'events.jsonl'}: {result.lines:,} lines "
+            f"({stats.events:,} events, {stats.duplicates:,} redelivered, "
+            f"{stats.invalid:,} broken) in {result.seconds:.1f} s "
+            f"({result.lines / max(result.seconds, 1e-9):,.0f} lines/s)"
+        )
+        for stream, count in sorted(stats.by_stream.items()):
+            print(f"  {stream:<12} {count:>10,}")
+        print(f"wrote {args.out / 'truth.json'}: {sum(result.findings.values()):,} findings")
+        for kind, count in sorted(result.findings.items()):
+            print(f"  {kind:<22} {count:>6,}")
+        return 0
+
+    return run
+
+
 #: (name, help, declares arguments and returns the handler), in help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = [
     ("worker", "consume the input topics, publish alerts, serve metrics", _worker_command),
     ("backtest", "run the detectors offline over a historical stream file", _backtest_command),
+    (
+        "simulate",
+        "write a labelled synthetic stream: DIR/events.jsonl, DIR/truth.json",
+        _simulate_command,
+    ),
+    ("replay", "publish a historical stream file into the input topics", _replay_command),
+    ("capture", "write what is on the input topics to a historical stream file", _capture_command),
 ]
 
 

@@ -1,0 +1,95 @@
+"""Parameters of a simulated world, at ``--scale 1``.
+
+Counts scale linearly with ``--scale`` (at least one of each pattern), rates do
+not. Every field can be overridden from the command line with
+``--set NAME=VALUE`` so that detectors can be checked on worlds they were not
+tuned on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date
+
+from detectors.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What a world holds. ``*_n`` fields are counts at scale 1."""
+
+    start: date = date(2022, 9, 1)  # spans the moratorium's end (2023-01-01) by default
+    days: int = 180
+
+    # -- payments -----------------------------------------------------------------
+    persons_n: int = 15_000
+    person_payments_per_day: float = 0.12  # background payments per person per day
+    merchants_n: int = 400
+    growing_merchants_n: int = 20  # new shops whose payer base grows fast (look-alike)
+    charities_n: int = 10  # donation drives: bursts of new donors, round amounts
+    cooperatives_n: int = 8  # credit cooperatives paying modest monthly interest
+    roscas_n: int = 25  # rotating savings groups: fixed members, pot to one a month
+    landlords_n: int = 200
+    group_purchases_n: int = 15  # collect from friends, pay one merchant (mule look-alike)
+    sweeping_shops_n: int = 20  # shops that sweep takings to the owner (mule look-alike)
+    pyramids_n: int = 8
+    pyramid_growth: tuple[float, float] = (1.10, 1.35)  # new payers/day multiply by this daily
+    pyramid_days: tuple[int, int] = (6, 45)  # lifetime before collapse
+    mules_n: int = 15
+    mule_forward_share: tuple[float, float] = (0.80, 0.98)
+    mule_forward_hours: tuple[float, float] = (0.5, 8.0)
+
+    # -- payroll ------------------------------------------------------------------
+    employers_n: int = 800
+    churn_per_month: float = 0.015  # voluntary quits per employee per month
+    hires_per_month: float = 0.015
+    seasonal_share: float = 0.05  # employers with a seasonal wave of contract ends
+    instalment_share: float = 0.10  # employers paying wages in two instalments
+    rounding_share: float = 0.15  # employers paying whole tenge
+    due_day_share: float = 0.06  # employers paying on the due day itself
+    arrears_n: int = 30
+    creeping_n: int = 16  # employers whose pay day drifts later until they miss it
+    layoffs_n: int = 14
+    due_day: int = 10
+
+    # -- inspections --------------------------------------------------------------
+    businesses_n: int = 12_000
+    inspectors_n: int = 100
+    inspections_per_day: tuple[float, float] = (0.5, 1.1)  # per inspector, working days
+    rogue_inspectors_n: int = 6
+    pile_ons_n: int = 8  # a business visited again and again by several authorities
+    follow_up_chains_n: int = 10  # lawful: an inspection and its follow-ups
+    exempt_repeats_n: int = 6  # lawful: repeated visits on exempt grounds
+    violation_share: float = 0.003  # ordinary inspectors' slips during the moratorium
+
+    def scaled(self, count: int, scale: float) -> int:
+        """A count at ``scale``: never below one, so every pattern appears."""
+        return max(1, round(count * scale))
+
+    def with_overrides(self, pairs: list[str]) -> SimConfig:
+        """Apply ``NAME=VALUE`` overrides (values parsed by the field's type)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for pair in pairs:
+            name, _, raw = pair.partition("=")
+            if name not in fields or not raw:
+                raise ConfigError(
+                    f"--set {pair!r}: expected NAME=VALUE with NAME one of "
+                    f"{', '.join(sorted(fields))}"
+                )
+            current = getattr(self, name)
+            try:
+                if isinstance(current, tuple):
+                    low, high = (type(current[0])(p) for p in raw.split(","))
+                    changes[name] = (low, high)
+                elif isinstance(current, date):
+                    changes[name] = date.fromisoformat(raw)
+                else:
+                    changes[name] = type(current)(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"--set {pair!r}: {raw!r} is not a valid {type(current).__name__}"
+                    + (" pair LOW,HIGH" if isinstance(current, tuple) else "")
+                ) from None
+        return dataclasses.replace(self, **changes)
