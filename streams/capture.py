@@ -50,6 +50,7 @@ from streams.offsets import (
     input_topics,
     kafka_failed,
     parse_time,
+    run_until_stopped,
 )
 from streams.offsets import start_offsets as find_start_offsets
 from streams.progress import Progress
@@ -215,7 +216,7 @@ class CaptureSummary:
         if self.out is not None:
             lines.append(f"file        {self.out}")
         if self.interrupted:
-            lines.append("interrupted")
+            lines.append("interrupted: the file is incomplete")
         return "\n".join(lines)
 
 
@@ -271,9 +272,9 @@ async def capture(
             try:
                 await reader.run(progress)
             except asyncio.CancelledError:
-                summary.interrupted = True
                 reader.drain()  # what was read is written, in merge order
-                if not follow:
+                if not follow:  # following, being stopped is the normal end
+                    summary.interrupted = True
                     raise
             complete = True
     except KafkaError as exc:
@@ -293,15 +294,13 @@ async def capture(
 def capture_to_file(out: Path, settings: Settings, from_time_text: str | None, follow: bool) -> int:
     """``kuzet capture``: capture into ``out``, print the summary, return the exit code.
 
-    Skipped records are reported, not fatal (exit code 0); an interrupted
-    capture that was not following exits with 130 and leaves ``out.part``.
+    Skipped records are reported, not fatal (exit code 0). Ctrl-C or SIGTERM
+    ends a ``--follow`` capture normally; any other capture they interrupt
+    exits with 130 and leaves ``out.part``.
     """
     from_time = parse_time(from_time_text) if from_time_text else None
     summary = CaptureSummary()
-    try:
-        asyncio.run(capture(out, settings, from_time, follow, summary))
-    except KeyboardInterrupt:
-        summary.interrupted = True
+    run_until_stopped(capture(out, settings, from_time, follow, summary))
     print(summary.render())
     return 130 if summary.interrupted and not follow else 0
 

@@ -1,4 +1,4 @@
-"""Positions in the input topics, shared by ``kuzet capture`` and ``kuzet worker --from-*``.
+"""Positions in the input topics, and what ``replay``, ``capture`` and ``worker --from-*`` share.
 
 Kafka can seek by offset or by record timestamp, nothing else. ``--from-time``
 is therefore a *Kafka record timestamp* (when the record was produced: close to
@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Coroutine, Iterable
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 #: The default app id, i.e. the production consumer group: never reprocessed into.
 PRODUCTION_APP_ID = Settings.app_id
+
+
+#: How long a missing input topic is waited for: a topic created a moment ago
+#: reaches the broker's metadata a little later.
+TOPIC_WAIT = 3.0
 
 
 class HistoryError(KuzetError):
@@ -72,14 +81,19 @@ def input_topics(settings: Settings) -> dict[str, str]:
 async def input_partitions(settings: Settings) -> list[TopicPartition]:
     """Every partition of the three input topics; raise if a topic does not exist."""
     client = AIOKafkaClient(**client_kwargs(settings, "kuzet-metadata"))
+    deadline = time.monotonic() + TOPIC_WAIT
     try:
         await client.bootstrap()
-        cluster = await client.fetch_all_metadata()
+        while True:
+            cluster = await client.fetch_all_metadata()
+            missing = [t for t in input_topics(settings) if t not in cluster.topics()]
+            if not missing or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
     except KafkaError as exc:
         raise kafka_failed(settings, "reading the topic list", exc) from exc
     finally:
         await client.close()
-    missing = [topic for topic in input_topics(settings) if topic not in cluster.topics()]
     if missing:
         raise HistoryError(
             f"input topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: "
@@ -127,6 +141,37 @@ def kafka_failed(settings: Settings, what: str, exc: Exception) -> HistoryError:
             "and KUZET_BROKER right?"
         )
     return HistoryError(f"{what}: Kafka refused ({type(exc).__name__}: {exc}); try again")
+
+
+def run_until_stopped(main: Coroutine[Any, Any, Any]) -> bool:
+    """Run ``main`` on a new event loop; Ctrl-C or SIGTERM cancel it. Was it stopped?
+
+    The cancellation reaches ``main`` as :class:`asyncio.CancelledError`, so its
+    ``finally`` blocks flush and count what was already sent or read.
+    """
+
+    async def supervise() -> bool:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            task.cancel()
+
+        if threading.current_thread() is threading.main_thread():  # else signals cannot reach us
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop)
+        try:
+            await main
+        except asyncio.CancelledError:
+            if not stopped:
+                raise
+        return stopped
+
+    return asyncio.run(supervise())
 
 
 # --- reprocessing with the live worker ---------------------------------------------

@@ -45,6 +45,7 @@ from streams.offsets import (
     input_partitions,
     input_topics,
     kafka_failed,
+    run_until_stopped,
 )
 from streams.progress import Progress
 from streams.settings import Settings
@@ -290,11 +291,13 @@ async def replay(
             await _publish(source, producer, topics, speed, summary, progress, pending, streams)
         await _settle(pending, streams, summary)
     finally:
-        if pending:  # interrupted: count what was already acknowledged
-            await asyncio.shield(_settle(pending, streams, summary))
-        await producer.stop()
-        summary.seconds = time.perf_counter() - started
-        progress.finish()
+        try:
+            if pending:  # stopped: wait for what was sent, and count it
+                await _settle(pending, streams, summary)
+        finally:
+            await producer.stop()
+            summary.seconds = time.perf_counter() - started
+            progress.finish()
     return summary
 
 
@@ -302,16 +305,13 @@ def replay_file(path: Path, settings: Settings, speed_text: str) -> int:
     """``kuzet replay``: replay ``path``, print the summary, return the exit code.
 
     Exit code 0 when every record was acknowledged (skipped lines are reported,
-    not fatal), 1 when any record failed, 130 when interrupted.
+    not fatal), 1 when any record failed, 130 when stopped (Ctrl-C, SIGTERM).
     """
     speed = parse_speed(speed_text)
     if not path.is_file():
         raise HistoryError(f"no such input file: {path}")
     summary = ReplaySummary()
-    try:
-        asyncio.run(replay(path, settings, speed, summary))
-    except KeyboardInterrupt:
-        summary.interrupted = True
+    summary.interrupted = run_until_stopped(replay(path, settings, speed, summary))
     print(summary.render(dict(settings.topics)))
     if summary.interrupted:
         return 130
@@ -362,8 +362,12 @@ async def _publish(
 
 
 async def _settle(pending: list[Any], streams: list[str], summary: ReplaySummary) -> None:
-    """Wait for every pending send; count each as published or failed (with its reason)."""
-    results = await asyncio.gather(*pending, return_exceptions=True)
+    """Wait for every pending send; count each as published or failed (with its reason).
+
+    Shielded: when the replay is stopped while waiting, the sends are not
+    cancelled (they are on their way), and the caller waits for them again.
+    """
+    results = await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
     for stream, result in zip(streams, results, strict=True):
         if isinstance(result, BaseException):
             summary.fail(result)
