@@ -48,8 +48,11 @@ def bootstrap() -> str:
 
 
 @pytest.fixture
-async def topics(bootstrap: str) -> AsyncIterator[Topics]:
-    names = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3)
+async def topics(bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Topics]:
+    """Fresh topics for one test: 3 partitions, or ``@pytest.mark.partitions(n)``."""
+    marker = request.node.get_closest_marker("partitions")
+    partitions = marker.args[0] if marker else 3
+    names = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=partitions)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
