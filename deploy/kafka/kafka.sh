@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local single-node Apache Kafka 4.x (KRaft, combined broker+controller) on loopback.
 # Jars come from Maven Central via ./pom.xml; see ./README.md.
+# Listeners: PLAINTEXT :9092 for everything, plus SASL_PLAINTEXT (SCRAM) :9094, SSL :9095
+# and SASL_SSL :9096 with test-only credentials, for tests of Kuzet's security settings.
 #
 #   kafka.sh fetch|start|stop|restart|status|reset|logs [N]
 set -euo pipefail
@@ -13,6 +15,13 @@ KAFKA_VERSION="${KUZET_KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka
 
 BROKER_PORT="${KUZET_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KUZET_KAFKA_CONTROLLER_PORT:-9093}"
+SASL_PORT="${KUZET_KAFKA_SASL_PORT:-9094}"
+SSL_PORT="${KUZET_KAFKA_SSL_PORT:-9095}"
+SASL_SSL_PORT="${KUZET_KAFKA_SASL_SSL_PORT:-9096}"
+# The one SCRAM-SHA-512 user of the SASL listeners. Test-only credentials
+# on a loopback-only broker; tests/integration/test_security.py reads the same variables.
+SCRAM_USER="${KUZET_KAFKA_SCRAM_USER:-kuzet}"
+SCRAM_PASSWORD="${KUZET_KAFKA_SCRAM_PASSWORD:-kuzet-secret}"
 START_TIMEOUT="${KUZET_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KUZET_KAFKA_STOP_TIMEOUT:-30}"
 OFFSETS_PARTITIONS="${KUZET_KAFKA_OFFSETS_PARTITIONS:-10}"
@@ -21,6 +30,7 @@ KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 JAVAC="${JAVA_HOME:+$JAVA_HOME/bin/}javac"
+KEYTOOL="${JAVA_HOME:+$JAVA_HOME/bin/}keytool"
 
 LIB_ROOT="${KUZET_KAFKA_LIB:-$KAFKA_DIR/.lib}"
 LIB_DIR="$LIB_ROOT/$KAFKA_VERSION"
@@ -31,16 +41,28 @@ CONFIG="$DATA_DIR/server.properties"
 PID_FILE="$DATA_DIR/kafka.pid"
 CLUSTER_ID_FILE="$DATA_DIR/cluster.id"
 MARKER="$DATA_DIR/.kuzet-kafka-data"
+# Written once the SCRAM user is in the metadata log. A formatted storage without it
+# (or with another user/password) predates the SASL listener: see ensure_scram_user.
+SCRAM_STAMP="$DATA_DIR/scram.stamp"
+# TLS material of the SSL and SASL_SSL listeners, made once per data folder (ensure_tls).
+TLS_DIR="$DATA_DIR/tls"
+TLS_PASSWORD="kuzet-tls"  # only protects the keystore file of this loopback test broker
 SERVER_LOG="$LOG_DIR/server.log"
 OUT_LOG="$LOG_DIR/kafkaServer.out"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-for p in "$BROKER_PORT" "$CONTROLLER_PORT"; do
+PORTS=("$BROKER_PORT" "$CONTROLLER_PORT" "$SASL_PORT" "$SSL_PORT" "$SASL_SSL_PORT")
+for p in "${PORTS[@]}"; do
   if ! [[ "$p" =~ ^[0-9]+$ ]] || ! (( p > 0 && p < 65536 )); then die "bad port: $p"; fi
 done
-[[ "$BROKER_PORT" != "$CONTROLLER_PORT" ]] || die "broker and controller port are both $BROKER_PORT"
+[[ "$(printf '%s\n' "${PORTS[@]}" | sort -u | wc -l)" == "${#PORTS[@]}" ]] \
+  || die "broker, controller, SASL, SSL and SASL_SSL ports must differ: ${PORTS[*]}"
+# Both end up inside 'SCRAM-SHA-512=[name=...,password=...]': keep them to safe characters.
+for v in "$SCRAM_USER" "$SCRAM_PASSWORD"; do
+  [[ "$v" =~ ^[A-Za-z0-9._@-]+$ ]] || die "SCRAM user/password may only use A-Z a-z 0-9 . _ @ -"
+done
 
 # ---------------------------------------------------------------- helpers
 stamp_value() {
@@ -135,6 +157,11 @@ render_config() {
   touch "$MARKER"
   sed -e "s|@BROKER_PORT@|$BROKER_PORT|g" \
       -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+      -e "s|@SASL_PORT@|$SASL_PORT|g" \
+      -e "s|@SSL_PORT@|$SSL_PORT|g" \
+      -e "s|@SASL_SSL_PORT@|$SASL_SSL_PORT|g" \
+      -e "s|@TLS_DIR@|$TLS_DIR|g" \
+      -e "s|@TLS_PASSWORD@|$TLS_PASSWORD|g" \
       -e "s|@LOG_DIRS@|$KRAFT_DIR|g" \
       -e "s|@OFFSETS_PARTITIONS@|$OFFSETS_PARTITIONS|g" \
       "$KAFKA_DIR/server.properties.template" >"$CONFIG.tmp"
@@ -149,9 +176,71 @@ format_storage() {
   if [[ -z "$cid" && -s "$CLUSTER_ID_FILE" ]]; then cid="$(cat "$CLUSTER_ID_FILE")"; fi
   [[ -n "$cid" ]] || cid="$(new_cluster_id)"
   echo "$cid" >"$CLUSTER_ID_FILE"
-  log "formatting KRaft storage in $KRAFT_DIR (cluster.id=$cid) ..."
-  run_tool kafka.tools.StorageTool format -t "$cid" -c "$CONFIG" >"$LOG_DIR/format.log" 2>&1 \
+  log "formatting KRaft storage in $KRAFT_DIR (cluster.id=$cid, SCRAM user $SCRAM_USER) ..."
+  rm -f "$SCRAM_STAMP"
+  # --add-scram writes the user into the bootstrap metadata snapshot, so it exists
+  # from the broker's first start on.
+  run_tool kafka.tools.StorageTool format -t "$cid" -c "$CONFIG" \
+      --add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" \
+      >"$LOG_DIR/format.log" 2>&1 \
     || { cat "$LOG_DIR/format.log" >&2; die "storage format failed"; }
+  scram_stamp_value >"$SCRAM_STAMP"
+}
+
+scram_stamp_value() {
+  # The password only as a hash: the stamp says which credentials are stored.
+  echo "SCRAM-SHA-512 user=$SCRAM_USER password-sha256=$(printf '%s' "$SCRAM_PASSWORD" | sha256sum | cut -d' ' -f1)"
+}
+
+# A data folder formatted before the SASL listener existed (no stamp), or with other
+# SCRAM credentials, lacks the user. Add (or update) it through the running broker's
+# PLAINTEXT listener, like `kafka-configs --alter --add-config SCRAM-SHA-512=[...]`:
+# topics and offsets stay, no reset needed.
+ensure_scram_user() {
+  [[ -f "$SCRAM_STAMP" && "$(cat "$SCRAM_STAMP")" == "$(scram_stamp_value)" ]] && return 0
+  log "data folder has no SCRAM user $SCRAM_USER yet (formatted by an older kafka.sh or other credentials); adding it ..."
+  local msg
+  if ! msg="$(run_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$BROKER_PORT" \
+      --alter --entity-type users --entity-name "$SCRAM_USER" \
+      --add-config "SCRAM-SHA-512=[password=$SCRAM_PASSWORD]" 2>&1)"; then
+    echo "$msg" >&2
+    return 1
+  fi
+  scram_stamp_value >"$SCRAM_STAMP"
+  log "SCRAM user $SCRAM_USER added"
+}
+
+# A local CA and a broker key + certificate for 127.0.0.1/localhost, made with the
+# JDK's keytool (no openssl needed). The CA's private key is thrown away: the CA can
+# sign nothing else. Clients verify the broker with $TLS_DIR/ca.pem.
+ensure_tls() {
+  [[ -s "$TLS_DIR/broker.p12" && -s "$TLS_DIR/ca.pem" ]] && return 0
+  command -v "$KEYTOOL" >/dev/null || die "keytool not found (part of the JDK; makes the TLS listeners' certificate)"
+  local t="$TLS_DIR.tmp" pw="$TLS_PASSWORD"
+  rm -rf "$t"; mkdir -p "$t"
+  log "making the TLS listeners' CA and certificate in $TLS_DIR ..."
+  kt() { "$KEYTOOL" -J-XX:TieredStopAtLevel=1 -J-Xshare:auto "$@" >>"$t/keytool.log" 2>&1; }
+  if ! {
+    kt -genkeypair -alias ca -keyalg EC -groupname secp256r1 -validity 3650 \
+       -dname "CN=Kuzet local test CA" -ext bc:c -ext KU=keyCertSign,cRLSign \
+       -keystore "$t/ca.p12" -storetype PKCS12 -storepass "$pw" &&
+    kt -exportcert -rfc -alias ca -keystore "$t/ca.p12" -storepass "$pw" -file "$t/ca.pem" &&
+    kt -genkeypair -alias broker -keyalg EC -groupname secp256r1 -validity 3650 \
+       -dname "CN=127.0.0.1" -keystore "$t/broker.p12" -storetype PKCS12 -storepass "$pw" &&
+    kt -certreq -alias broker -keystore "$t/broker.p12" -storepass "$pw" -file "$t/broker.csr" &&
+    kt -gencert -alias ca -keystore "$t/ca.p12" -storepass "$pw" -infile "$t/broker.csr" \
+       -outfile "$t/broker.pem" -rfc -validity 3650 \
+       -ext SAN=ip:127.0.0.1,dns:localhost -ext KU=digitalSignature -ext EKU=serverAuth &&
+    kt -importcert -noprompt -alias ca -file "$t/ca.pem" -keystore "$t/broker.p12" -storepass "$pw" &&
+    kt -importcert -alias broker -file "$t/broker.pem" -keystore "$t/broker.p12" -storepass "$pw"
+  }; then
+    cat "$t/keytool.log" >&2
+    rm -rf "$t"
+    die "keytool could not make the TLS certificate"
+  fi
+  rm -f "$t/ca.p12" "$t/broker.csr" "$t/keytool.log"
+  rm -rf "$TLS_DIR"
+  mv "$t" "$TLS_DIR"
 }
 
 file_size() { if [[ -f "$1" ]]; then stat -c %s "$1"; else echo 0; fi; }
@@ -183,20 +272,24 @@ cmd_start() {
   local pid
   if pid="$(find_pid)"; then
     log "already running (pid $pid) on 127.0.0.1:$BROKER_PORT"
+    if ! port_open "$SASL_PORT" || ! port_open "$SSL_PORT" || ! port_open "$SASL_SSL_PORT"; then
+      log "WARNING: a secured listener (:$SASL_PORT, :$SSL_PORT, :$SASL_SSL_PORT) is not open: started by an older kafka.sh? \`kafka.sh restart\` adds them"
+    fi
     return 0
   fi
   cmd_fetch --quiet
-  for p in "$BROKER_PORT" "$CONTROLLER_PORT"; do
+  for p in "${PORTS[@]}"; do
     port_open "$p" && die "port 127.0.0.1:$p is already in use by another process"
   done
   render_config
+  ensure_tls
   format_storage
   rm -f "$PID_FILE"
 
   OUT_LOG_OFFSET="$(file_size "$OUT_LOG")"
   SERVER_LOG_OFFSET="$(file_size "$SERVER_LOG")"
   local t0=$SECONDS
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$BROKER_PORT (controller :$CONTROLLER_PORT), data in $DATA_DIR"
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$BROKER_PORT (SASL_PLAINTEXT :$SASL_PORT, SSL :$SSL_PORT, SASL_SSL :$SASL_SSL_PORT, controller :$CONTROLLER_PORT), data in $DATA_DIR"
   # shellcheck disable=SC2086  # the *_OPTS variables are word lists on purpose
   nohup setsid "$JAVA" $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS $KAFKA_OPTS \
     -Dkafka.logs.dir="$LOG_DIR" \
@@ -234,6 +327,17 @@ cmd_start() {
     die "Kafka did not answer metadata requests within ${START_TIMEOUT}s; stopped it again"
   fi
   log "$msg"
+  # 3) the secured listeners start with the others; they must be open by now
+  for p in "$SASL_PORT" "$SSL_PORT" "$SASL_SSL_PORT"; do
+    port_open "$p" || {
+      print_log_tail; terminate_pid "$pid"
+      die "listener 127.0.0.1:$p is not open; stopped Kafka again"
+    }
+  done
+  ensure_scram_user || {
+    terminate_pid "$pid"
+    die "could not add SCRAM user $SCRAM_USER; stopped Kafka again (\`kafka.sh reset\` starts afresh)"
+  }
   log "started (pid $pid) in $((SECONDS - t0))s; log: $SERVER_LOG"
 }
 
@@ -267,12 +371,21 @@ cmd_stop() {
   log "stopped"
 }
 
+listener_status() {
+  local state="closed"
+  port_open "$2" && state="listening"
+  printf '  %-15s 127.0.0.1:%s %s (%s)\n' "$1" "$2" "$state" "$3"
+}
+
 cmd_status() {
   local pid
   if pid="$(find_pid)"; then
     local state="port closed (starting or unhealthy)"
     port_open "$BROKER_PORT" && state="listening"
     echo "running: pid $pid, Kafka $KAFKA_VERSION, 127.0.0.1:$BROKER_PORT $state"
+    listener_status SASL_PLAINTEXT "$SASL_PORT" "SCRAM-SHA-512, user $SCRAM_USER"
+    listener_status SSL "$SSL_PORT" "CA $TLS_DIR/ca.pem"
+    listener_status SASL_SSL "$SASL_SSL_PORT" "SCRAM-SHA-512 over TLS"
     echo "data: $DATA_DIR"
     echo "log:  $SERVER_LOG"
     return 0
@@ -304,7 +417,8 @@ usage() {
   cat <<EOF
 usage: $(basename "$0") COMMAND
   fetch     resolve Kafka $KAFKA_VERSION jars with Maven into $LIB_ROOT (cached)
-  start     fetch if needed, format storage once, start the broker, wait until it answers
+  start     fetch if needed, format storage once (with the SCRAM user), start the
+            broker, wait until it answers; add the SCRAM user to older data folders
   stop      SIGTERM, wait up to ${STOP_TIMEOUT}s, then SIGKILL (exit 0 if not running)
   restart   stop + start
   status    exit 0 if running, 3 if stopped
