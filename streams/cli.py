@@ -59,15 +59,43 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
         metavar="FILE",
         help="also write every rejected line as 'line<TAB>category<TAB>reason'",
     )
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        metavar="TRUTH.json",
+        help="score the alerts against this truth file and print the scorecard, "
+        "beside naive baseline rules run over the same events",
+    )
+    parser.add_argument(
+        "--scorecard-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the scorecard as JSON (needs --truth)",
+    )
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
+        import json
+
         from streams.backtest import run_backtest
+        from streams.scorecard import load_truth
 
         if not args.input.is_file():
             print(f"kuzet: no such input file: {args.input}", file=sys.stderr)
             return 2
-        summary = run_backtest(args.input, args.out, settings.detection, args.rejects)
+        if args.scorecard_json and not args.truth:
+            print("kuzet: --scorecard-json needs --truth TRUTH.json", file=sys.stderr)
+            return 2
+        truth = load_truth(args.truth) if args.truth else None  # a bad file fails before the run
+        summary = run_backtest(
+            args.input, args.out, settings.detection, args.rejects, baseline=truth is not None
+        )
         print(summary.render())
+        if truth is not None:
+            card = summary.scorecard(truth)
+            print()
+            print(card.render())
+            if args.scorecard_json:
+                args.scorecard_json.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
         return 0
 
     return run

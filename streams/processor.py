@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.engine import DUPLICATE, LATE, Engine
 from detectors.events import Alert
@@ -80,8 +81,13 @@ class Processor:
         key: bytes | None,
         source: Source,
         out: BatchOutput,
-    ) -> None:
-        """Process one record, adding its alerts, dead letters and outcome to ``out``."""
+    ) -> Any:
+        """Process one record, adding its alerts, dead letters and outcome to ``out``.
+
+        Returns the decoded event if the engine accepted it (not invalid,
+        duplicate or late), else None, so a caller can count it or hand the
+        same event to a second engine without decoding it again.
+        """
         try:
             event = decode_event(stream, value)
         except InvalidEvent as exc:
@@ -89,14 +95,14 @@ class Processor:
             out.dead_letters.append(
                 DeadLetter(stream, value, key, exc.reason, exc.category, source)
             )
-            return
+            return None
         result = self.engine.process(stream, event, source.partition)
         outcome = result.outcome
         out.outcomes[outcome] += 1
         if result.alerts:
             out.alerts.extend(result.alerts)
         if outcome is DUPLICATE:
-            return
+            return None
         if outcome is LATE:
             behind = (self.engine.watermark(stream, source.partition) - event.ts.timestamp()) / 3600
             lateness = self.engine.allowed_lateness / 3600
@@ -105,8 +111,10 @@ class Processor:
                 f"event of its partition (allowed lateness {lateness:g} h)"
             )
             out.dead_letters.append(DeadLetter(stream, value, key, reason, "late", source))
-        elif result.failures:
+            return None
+        if result.failures:
             reason = "; ".join(failure.reason for failure in result.failures)[:200]
             out.dead_letters.append(
                 DeadLetter(stream, value, key, reason, "detector_failed", source)
             )
+        return event

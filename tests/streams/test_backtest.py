@@ -202,3 +202,185 @@ def test_cli_backtest(stream_file: Path, tmp_path: Path, monkeypatch, capsys):
     alerts = [json.loads(line) for line in out.read_bytes().splitlines()]
     assert [a["event_ids"][0] for a in alerts] == ALERTING
     assert "events/s" in capsys.readouterr().out
+
+
+# --- with --truth: the scorecard, detectors beside the naive baselines ------------------
+
+
+def payroll_event(event_id: str, ts: str, kind: str, employee: str) -> dict:
+    return {"event_id": event_id, "ts": ts, "type": kind, "employer": "E-1", "employee": employee}
+
+
+SCORED_LINES: list[bytes] = [
+    # 02:00 on 2020-01-01 in Almaty, still 2019 in UTC: the detector alerts, the baseline not.
+    record("inspections", inspection("e-0", "2019-12-31T20:00:00Z")),
+    # Prohibited: both alert.
+    record("inspections", {**inspection("v-1", "2021-03-02T05:00:00Z"), "business": "BIZ-1"}),
+    # Exempt basis: the baseline alerts (it ignores bases); a second inspection of BIZ-1
+    # within 30 days: the baseline's repeat_inspection.
+    record(
+        "inspections",
+        {**inspection("x-1", "2021-03-02T06:00:00Z", basis="criminal_case"), "business": "BIZ-1"},
+    ),
+    record("inspections", {**inspection("v-1", "2021-03-02T05:00:00Z"), "business": "BIZ-1"}),
+    # Wages for 2021-02: W-1 paid on time, W-2 on 2021-03-12, after the due date.
+    record(
+        "payroll",
+        {
+            **payroll_event("r-1", "2021-02-28T12:00:00Z", "accrual", "W-1"),
+            "period": "2021-02",
+            "amount": 100000,
+        },
+    ),
+    record(
+        "payroll",
+        {
+            **payroll_event("r-2", "2021-02-28T12:00:00Z", "accrual", "W-2"),
+            "period": "2021-02",
+            "amount": 100000,
+        },
+    ),
+    record(
+        "payroll",
+        {
+            **payroll_event("r-3", "2021-03-05T12:00:00Z", "payment", "W-1"),
+            "period": "2021-02",
+            "amount": 100000,
+        },
+    ),
+    # The watermark reaches the due instant (2021-03-11T00:00Z): the baseline's arrears.
+    record("payroll", payroll_event("r-4", "2021-03-12T00:00:00Z", "hire", "W-3")),
+    record(
+        "payroll",
+        {
+            **payroll_event("r-5", "2021-03-12T01:00:00Z", "payment", "W-2"),
+            "period": "2021-02",
+            "amount": 100000,
+        },
+    ),
+    record("payments", {**PAYMENT, "amount": 12_000_000}),
+    record("payments", {**PAYMENT, "event_id": "p-2", "payer": "C", "amount": 100}),
+    b"not json",
+]
+
+SCORED_TRUTH = {
+    "findings": [
+        {"kind": "moratorium_violation", "entity": "BIZ-e-0", "start": "2019-12-31T20:00:00Z",
+         "event_ids": ["e-0"]},
+        {"kind": "moratorium_violation", "entity": "BIZ-1", "start": "2021-03-02T05:00:00Z",
+         "event_ids": ["v-1"]},
+        {"kind": "repeat_inspection", "entity": "BIZ-1", "start": "2021-03-02T05:00:00Z"},
+        # The missed due date: local midnight of 2021-03-11 in Almaty (UTC+6).
+        {"kind": "salary_arrears", "entity": "E-1", "start": "2021-03-11T00:00:00+06:00"},
+        {"kind": "payroll_anomaly", "entity": "E-1", "start": "2021-03-06T00:00:00Z"},
+    ]
+}  # fmt: skip
+
+
+def test_cli_backtest_with_truth_prints_and_writes_the_scorecard(
+    tmp_path: Path, monkeypatch, capsys
+):
+    for name in list(os.environ):
+        if name.startswith("KUZET_"):
+            monkeypatch.delenv(name)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(SCORED_LINES) + b"\n")
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps(SCORED_TRUTH))
+    card_path = tmp_path / "card.json"
+    out = tmp_path / "alerts.jsonl"
+    argv = ["backtest", str(events), "--out", str(out), "--truth", str(truth)]
+    assert main([*argv, "--scorecard-json", str(card_path)]) == 0
+
+    card = json.loads(card_path.read_text())
+    # Accepted events only: the duplicate of v-1 and the broken line are not counted.
+    assert card["events"] == {"payments": 2, "payroll": 5, "inspections": 3}
+    kinds = card["kinds"]
+
+    detector = kinds["moratorium_violation"]["detector"]
+    assert {k: detector[k] for k in ("truth", "alerts", "tp", "fp", "fn")} == {
+        "truth": 2,
+        "alerts": 2,
+        "tp": 2,
+        "fp": 0,
+        "fn": 0,
+    }
+    assert (detector["precision"], detector["recall"], detector["f1"]) == (1.0, 1.0, 1.0)
+    assert detector["ttd_hours"] == {"median": 0.0, "p90": 0.0}
+    assert detector["alerts_per_10k"] == pytest.approx(2 / 3 * 10_000)
+
+    baseline = kinds["moratorium_violation"]["baseline"]
+    # Truth {e-0, v-1}; the baseline flags v-1 and x-1: TP 1, FP 1, FN 1 (e-0).
+    assert {k: baseline[k] for k in ("tp", "fp", "fn", "precision", "recall", "f1")} == {
+        "tp": 1,
+        "fp": 1,
+        "fn": 1,
+        "precision": 0.5,
+        "recall": 0.5,
+        "f1": 0.5,
+    }
+
+    def figures(kind: str) -> tuple:
+        b = kinds[kind]["baseline"]
+        return b["tp"], b["fp"], b["fn"], b["ttd_hours"]["median"], b["alerts_per_10k"]
+
+    # x-1 came an hour after v-1 started the pattern.
+    assert figures("repeat_inspection") == (1, 0, 0, 1.0, pytest.approx(10_000 / 3))
+    # Due by 2021-03-11T00:00+06:00 (local), found at 2021-03-11T00:00Z (UTC, naive): 6 h.
+    assert figures("salary_arrears") == (1, 0, 0, 6.0, 2000.0)
+    # Late pay alerted at 2021-03-12T01:00Z, 6 days and 1 h after the pattern's start.
+    assert figures("payroll_anomaly") == (1, 0, 0, 145.0, 2000.0)
+    # No truth of payment_anomaly: only the rate, 1 alert in 2 payments.
+    assert figures("payment_anomaly") == (None, None, None, None, 5000.0)
+    assert figures("mass_layoff") == (None, None, None, None, 0.0)
+    # The baseline's late-pay alert came after the arrears began: 0 of 1 paired employers.
+    early = card["payroll_anomaly_before_salary_arrears"]
+    assert early["baseline"] == {"paired": 1, "early": 0, "share": 0.0}
+
+    printed = capsys.readouterr().out
+    assert "baseline alerts" in printed
+    assert "scorecard: 5 truth findings" in printed
+    row = next(line for line in printed.splitlines() if line.startswith("moratorium_violation*"))
+    assert row.split()[1:] == [
+        "detector", "2", "2", "2", "0", "0", "1.00", "1.00", "1.00", "0.0", "0.0", "6666.67",
+    ]  # fmt: skip
+
+
+def test_cli_backtest_refuses_a_bad_truth_file_before_running(tmp_path: Path, capsys):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(SCORED_LINES) + b"\n")
+    truth = tmp_path / "truth.json"
+    truth.write_text('{"findings": [{"kind": "ponzi"}]}')
+    out = tmp_path / "alerts.jsonl"
+    assert main(["backtest", str(events), "--out", str(out), "--truth", str(truth)]) == 2
+    assert "truth.json" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_scorecard_json_needs_truth(tmp_path: Path, capsys):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(SCORED_LINES[0] + b"\n")
+    argv = ["backtest", str(events), "--out", str(tmp_path / "a.jsonl")]
+    assert main([*argv, "--scorecard-json", str(tmp_path / "c.json")]) == 2
+    assert "--scorecard-json needs --truth" in capsys.readouterr().err
+
+
+def test_backtest_counts_accepted_events_per_stream(stream_file: Path, tmp_path: Path):
+    summary = run_backtest(stream_file, tmp_path / "alerts.jsonl")
+    # Accepted: v-1, l-1, l-2, v-2, v-3, a-1 and the hire h-1 (not the duplicate or the late).
+    assert summary.events == Counter({"inspections": 6, "payroll": 1})
+    assert summary.baseline is None  # the baselines run only when asked
+    assert summary.tally.counts == Counter({"moratorium_violation": 3})
+
+
+def test_baselines_see_the_same_events(stream_file: Path, tmp_path: Path):
+    alone = run_backtest(stream_file, tmp_path / "a.jsonl")
+    both = run_backtest(stream_file, tmp_path / "b.jsonl", baseline=True)
+    # The detectors' output does not change when the baselines run beside them.
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert both.outcomes == alone.outcomes
+    assert both.baseline is not None
+    # Naive moratorium: every micro inspection with a UTC date in 2020-2022, whatever the
+    # basis: v-1, l-2 (criminal_case), v-2, v-3 (2022-12-31T17:59Z); a-1 is 2022-12-31
+    # 18:01Z in UTC, so the naive rule flags it too.
+    assert both.baseline.counts["moratorium_violation"] == 5
