@@ -12,9 +12,10 @@ What they share, on purpose naive:
 - fixed thresholds, UTC calendar dates, no learning, no tolerance;
 - one alert per entity per finding: after an alert the entity stays quiet
   for the rule's window, and the next alert after that is a new finding
-  (keyed by the start of its window), never a repeat for every event;
-- bounded state: per-entity windows are deques that expire with event time,
-  and entities whose window has emptied are swept once a day of event time;
+  (keyed by its event time), never a repeat for every event;
+- bounded state: a windowed rule keeps one deque of its window's events,
+  which expire with event time, and per-entity counts that vanish with
+  them; the record of alerted entities is swept once a day of event time;
 - severity ``warning`` and score 1.0: a rule either fires or not;
 - plain attributes, so every baseline survives a pickle round trip.
 """
