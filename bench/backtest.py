@@ -1,4 +1,5 @@
-"""Offline throughput: ``kuzet backtest`` over a generated file, every detector on.
+"""Offline throughput: ``kuzet backtest`` over a generated file, every detector on,
+then again with the naive baselines beside them (as ``--truth`` runs).
 
 python -m bench.backtest [N]        # default 250,000 records
 """
@@ -18,8 +19,14 @@ def main(n: int = 250_000) -> None:
         source = Path(tmp) / "events.jsonl"
         write_file(str(source), n)
         summary = run_backtest(source, Path(tmp) / "alerts.jsonl")
+        # As ``kuzet backtest --truth`` runs: the naive baselines beside the detectors.
+        scored = run_backtest(source, Path(tmp) / "alerts.jsonl", baseline=True)
     print(summary.render())
     print(f"backtest: {summary.records:,} records at {summary.events_per_second:,.0f} events/s")
+    print(
+        f"backtest with baselines (--truth): {scored.records:,} records at "
+        f"{scored.events_per_second:,.0f} events/s"
+    )
 
 
 if __name__ == "__main__":
