@@ -23,17 +23,21 @@ if TYPE_CHECKING:
 class Context:
     """What a detector may know and do besides reading the event.
 
-    ``ts`` is the current event's time (epoch seconds) and ``watermark`` the
-    stream's completeness mark: every event older than it has been seen, up to
-    the allowed lateness. ``schedule`` asks for ``on_timer(key)`` once the
-    watermark reaches ``at``.
+    ``ts`` is the current event time (epoch seconds): the event's own in
+    ``update``; in ``on_timer`` the newest event time of the partition, the
+    moment the decision can be made, which is what an alert raised then should
+    carry. ``watermark`` is the completeness mark: every event older than it
+    has been seen, up to the allowed lateness. ``schedule`` asks for
+    ``on_timer(key)`` once the watermark reaches ``at``; in ``on_timer``,
+    ``due`` is that ``at``.
     """
 
-    __slots__ = ("_schedule", "ts", "watermark")
+    __slots__ = ("_schedule", "due", "ts", "watermark")
 
     def __init__(self, schedule: Any) -> None:
         self._schedule = schedule
         self.ts = 0.0
+        self.due = 0.0
         self.watermark = float("-inf")
 
     def schedule(self, at: float, key: Hashable) -> None:

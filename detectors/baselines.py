@@ -503,7 +503,7 @@ class NaiveArrears(Detector):
         unpaid = [e for e in book.accrued if e not in book.paid]
         if not unpaid:
             return []
-        last_day = _day(ctx.ts - DAY)
+        last_day = _day(ctx.due - DAY)
         reason = (
             f"{len(unpaid)} of {len(book.accrued)} employees with wages accrued for {period} "
             f"had no payment by {last_day} (UTC) "

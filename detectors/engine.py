@@ -324,10 +324,11 @@ class Engine:
         fired: list[Alert] = []
         ctx = state.ctx
         ctx.watermark = watermark
+        ctx.ts = clock.max_ts  # decisions are made, and stamped, at the stream's time now
         while timers and timers[0][0] <= watermark:
             at, _, index, key = heapq.heappop(timers)
             state.current = index
-            ctx.ts = at
+            ctx.due = at
             try:
                 fired.extend(state.detectors[index].on_timer(key, ctx))
             except Exception:  # a detector bug must not stop the stream

@@ -67,14 +67,15 @@ class Deadline(Detector):
 
     def __init__(self, delay: float = 2 * HOUR) -> None:
         self.delay = delay
-        self.fired: list[tuple[Hashable, float, float]] = []  # (key, ctx.ts, ctx.watermark)
+        # (key, ctx.due, ctx.watermark): which timer fired, for when, at which watermark
+        self.fired: list[tuple[Hashable, float, float]] = []
 
     def update(self, event: PayrollEvent, ctx: Context) -> list[Alert]:
         ctx.schedule(ctx.ts + self.delay, (event.employer, event.event_id))
         return []
 
     def on_timer(self, key: Hashable, ctx: Context) -> list[Alert]:
-        self.fired.append((key, ctx.ts, ctx.watermark))
+        self.fired.append((key, ctx.due, ctx.watermark))
         employer, event_id = key
         return [
             make_alert(
@@ -204,7 +205,9 @@ def test_timer_fires_once_when_the_watermark_passes_it_and_not_before():
     # Watermark at 3 - 1 = 2 h: exactly due.
     result = engine.process("payroll", hire("h-3", at=3, employer="E-3"))
     assert [a.event_ids for a in result.alerts] == [["h-1"]]
-    assert result.alerts[0].ts == T0 + timedelta(hours=2)  # fired at its own time
+    # Stamped with the event time at which it could be decided (the 3 h event that moved
+    # the watermark), not the deadline: time to detect must include the lateness wait.
+    assert result.alerts[0].ts == T0 + timedelta(hours=3)
     assert detector.fired == [
         (("EMP-1", "h-1"), T0.timestamp() + 2 * HOUR, T0.timestamp() + 2 * HOUR)
     ]
@@ -220,9 +223,10 @@ def test_timers_fire_in_event_time_order_not_schedule_order():
     for event_id, at in [("c", 5), ("a", 1), ("b", 3), ("a2", 1)]:
         assert engine.process("payroll", hire(event_id, at=at)).alerts == ()
     result = engine.process("payroll", hire("z", at=100))
-    # Due at 2, 2, 4, 6 h; ties keep the order they were scheduled in.
+    # Due at 2, 2, 4, 6 h; ties keep the order they were scheduled in. All are decided
+    # by the event at 100 h, and stamped with its time.
     assert [a.event_ids[0] for a in result.alerts] == ["a", "a2", "b", "c"]
-    assert [a.ts for a in result.alerts] == [T0 + timedelta(hours=h) for h in (2, 2, 4, 6)]
+    assert [a.ts for a in result.alerts] == [T0 + timedelta(hours=100)] * 4
     assert engine.pending_timers("payroll") == 1  # z's own timer
 
 

@@ -326,8 +326,9 @@ def test_cli_backtest_with_truth_prints_and_writes_the_scorecard(
 
     # x-1 came an hour after v-1 started the pattern.
     assert figures("repeat_inspection") == (1, 0, 0, 1.0, pytest.approx(10_000 / 3))
-    # Due by 2021-03-11T00:00+06:00 (local), found at 2021-03-11T00:00Z (UTC, naive): 6 h.
-    assert figures("salary_arrears") == (1, 0, 0, 6.0, 2000.0)
+    # Due by 2021-03-11T00:00+06:00 (local); the naive rule's UTC due instant 2021-03-11T00:00Z
+    # is decided once the watermark passes it, i.e. at the event of 2021-03-12T00:00Z: 30 h.
+    assert figures("salary_arrears") == (1, 0, 0, 30.0, 2000.0)
     # Late pay alerted at 2021-03-12T01:00Z, 6 days and 1 h after the pattern's start.
     assert figures("payroll_anomaly") == (1, 0, 0, 145.0, 2000.0)
     # No truth of payment_anomaly: only the rate, 1 alert in 2 payments.
