@@ -7,7 +7,9 @@ variables is in the README ("Configuration").
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,10 +91,13 @@ class Settings:
 
     @property
     def bootstrap_servers(self) -> str:
-        """The broker list without Faust's ``kafka://`` scheme, for aiokafka."""
-        return ",".join(
-            part.strip().removeprefix("kafka://") for part in self.broker.split(";") if part
-        )
+        """The broker list without Faust's ``kafka://`` scheme, for aiokafka.
+
+        ``KUZET_BROKER`` may separate brokers with commas or semicolons, with or
+        without the scheme on each.
+        """
+        parts = (p.strip().removeprefix("kafka://") for p in re.split(r"[,;]", self.broker))
+        return ",".join(part for part in parts if part)
 
     @property
     def faust_broker(self) -> str:
@@ -172,6 +177,8 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number")
     if value < 0:
         raise ConfigError(f"{name}={raw!r} must not be negative")
     return value
