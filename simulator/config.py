@@ -9,6 +9,7 @@ tuned on.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -54,7 +55,11 @@ class SimConfig:
     due_day: int = 10
 
     # -- inspections --------------------------------------------------------------
-    businesses_n: int = 12_000
+    # Enough that the registry keeps its promise of no second planned visit within
+    # 120 days: with 12,000, the moratorium's medium/large pool (15 %) ran out, planned
+    # visits fell back on recently visited businesses, and dozens per world showed three
+    # ordinary visits within 45 days without a repeat_inspection label.
+    businesses_n: int = 60_000
     inspectors_n: int = 100
     inspections_per_day: tuple[float, float] = (0.5, 1.1)  # per inspector, working days
     rogue_inspectors_n: int = 6
@@ -92,4 +97,25 @@ class SimConfig:
                     f"--set {pair!r}: {raw!r} is not a valid {type(current).__name__}"
                     + (" pair LOW,HIGH" if isinstance(current, tuple) else "")
                 ) from None
+            # Values that parse but make no world: before this check NaN and due_day=31
+            # crashed mid-run with a traceback, days=0 wrote an empty world, a reversed
+            # pyramid_days could crash randint, and negative counts quietly became 1.
+            if problem := _out_of_range(name, changes[name]):
+                raise ConfigError(f"--set {pair!r}: {problem}")
         return dataclasses.replace(self, **changes)
+
+
+def _out_of_range(name: str, value: object) -> str | None:
+    """Why an overridden value makes no sense, or None."""
+    if isinstance(value, date):
+        return None
+    numbers = value if isinstance(value, tuple) else (value,)
+    if not all(math.isfinite(n) and n >= 0 for n in numbers):
+        return "expected a finite number >= 0"
+    if isinstance(value, tuple) and value[0] > value[1]:
+        return "expected LOW <= HIGH"
+    if name == "days" and value < 1:
+        return "a world lasts at least one day"
+    if name == "due_day" and not 1 <= value <= 28:
+        return "the due day must be 1-28 (a day every month has)"
+    return None

@@ -157,6 +157,9 @@ def inspector_actor(world: World, cfg: SimConfig, reg: Registry, who: Inspector)
             if rogue and finding is None:
                 finding = world.finding("inspector_anomaly", who.id, ts)
             if rogue and finding is not None:
+                # A day's visits are drawn in no particular order: the finding starts
+                # at the earliest (it took the first one drawn, often not the first).
+                finding.start = min(finding.start, ts)
                 finding.add(emit[2]["event_id"])
             size = emit[2]["business_size"]
             if (
@@ -170,7 +173,9 @@ def inspector_actor(world: World, cfg: SimConfig, reg: Registry, who: Inspector)
                         world, later, emit[2]["business"], size, who, "unscheduled", "follow_up"
                     )
                 )
-        if rogue == "harasser" and rng.random() < 0.08:  # a new target to hound
+        # A new target to hound; only a campaign that ends inside the world (its
+        # visits after the end would be in the truth but never in the stream).
+        if rogue == "harasser" and rng.random() < 0.08 and local_ts(day) + 46 * DAY < world.end:
             todays += _harass(world, rng, reg, who, local_ts(day, rng.uniform(9, 17)))
         follow_ups += [e for e in todays if local_date(e[0]) > day]
         yield from sorted((e for e in todays if local_date(e[0]) == day), key=lambda e: e[0])
@@ -215,7 +220,9 @@ def _harass(
     """Three to five visits to one business within 20-45 days (a true repeat pattern)."""
     business = reg.planned(rng, ("micro", "small", "small", "medium"), first)
     size = reg.size[business]
-    window = rng.uniform(20, 45)
+    # Up to 42 days: moving a visit off a weekend adds at most 2.4 days, and all
+    # visits must stay within the 45 days that define a repeat inspection.
+    window = rng.uniform(20, 42)
     times = [first, *sorted(first + rng.uniform(1, window) * DAY for _ in range(rng.randint(2, 4)))]
     finding = world.finding("repeat_inspection", business, first)
     visits = []
@@ -235,6 +242,11 @@ def _office_hours(ts: float) -> float:
     while day.weekday() >= 5:
         day += timedelta(days=1)
     moment = datetime.fromtimestamp(ts, LOCAL)
+    if day == moment.date() and 9 <= moment.hour < 17:
+        # Already in office hours: unchanged. Rebuilding it from hours and minutes
+        # dropped the seconds (and local_ts's float split can lose one more), so a
+        # visit came up to a minute before the finding's start that it was made from.
+        return ts
     return local_ts(day, min(17.0, max(9.0, moment.hour + moment.minute / 60)))
 
 
