@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from detectors.engine import DEFAULT_ALLOWED_LATENESS, DEFAULT_DEDUP_MAX_IDS, Engine
+from detectors.inspections.inspector import InspectorAnomaly
 from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumRules, MoratoriumViolation
+from detectors.inspections.repeat import RepeatInspection
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,11 @@ class DetectionConfig:
 def build_engine(config: DetectionConfig | None = None) -> Engine:
     """An engine running every shipped detector."""
     config = config or DetectionConfig()
+    rules = config.moratorium
     detectors = [
-        MoratoriumViolation(config.moratorium, timezone=config.timezone),
+        MoratoriumViolation(rules, timezone=config.timezone),
+        RepeatInspection(exempt_bases=rules.exempt_bases),
+        InspectorAnomaly(rules, timezone=config.timezone),
     ]
     return Engine(
         detectors,

@@ -59,6 +59,34 @@ class MoratoriumRules:
                 )
 
 
+class MoratoriumCalendar:
+    """Answers "is this inspection prohibited?" in two comparisons of epoch seconds.
+
+    The window bounds are turned once into absolute instants: local midnight of
+    ``start`` and of ``end`` in ``timezone``, through the tz database.
+    """
+
+    def __init__(self, rules: MoratoriumRules, timezone: str = DEFAULT_TIMEZONE) -> None:
+        self.rules = rules
+        self.timezone = timezone
+        tz = ZoneInfo(timezone)
+        self.tz = tz
+        self.bounds = tuple(
+            (_local_midnight(start, tz), _local_midnight(end, tz), start, end)
+            for start, end in rules.windows
+        )
+
+    def window(self, ts: float, size: str, basis: str) -> tuple[date, date] | None:
+        """The moratorium window that prohibits this inspection, or None if lawful."""
+        rules = self.rules
+        if size not in rules.sizes or basis in rules.exempt_bases:
+            return None
+        for lo, hi, start, end in self.bounds:
+            if lo <= ts < hi:
+                return start, end
+        return None
+
+
 class MoratoriumViolation(Detector):
     """Flags each inspection that the inspection moratorium prohibits.
 
@@ -94,26 +122,14 @@ inside the moratorium 2020-01-01 to 2022-12-31; basis 'routine' is not an exempt
     ) -> None:
         self.rules = rules or MoratoriumRules()
         self.timezone = timezone
-        tz = ZoneInfo(timezone)
-        # Instants of local midnight at each window's ends (epoch seconds).
-        self._bounds = tuple(
-            (_local_midnight(start, tz), _local_midnight(end, tz), start, end)
-            for start, end in self.rules.windows
-        )
-        self._tz = tz
+        self._calendar = MoratoriumCalendar(self.rules, timezone)
 
     def update(self, event: Inspection, ctx: Context) -> list[Alert]:
-        rules = self.rules
-        if event.business_size not in rules.sizes or event.basis in rules.exempt_bases:
-            return []
-        ts = ctx.ts
-        for lo, hi, start, end in self._bounds:
-            if lo <= ts < hi:
-                return [self._alert(event, start, end)]
-        return []
+        window = self._calendar.window(ctx.ts, event.business_size, event.basis)
+        return [self._alert(event, *window)] if window else []
 
     def _alert(self, event: Inspection, start: date, end: date) -> Alert:
-        local = event.ts.astimezone(self._tz)
+        local = event.ts.astimezone(self._calendar.tz)
         last_day = end - timedelta(days=1)
         reason = (
             f"{event.kind} inspection of a {event.business_size} business started on "
