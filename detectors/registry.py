@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from detectors.engine import DEFAULT_ALLOWED_LATENESS, DEFAULT_DEDUP_MAX_IDS, Engine
 from detectors.inspections.inspector import InspectorAnomaly
-from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumRules, MoratoriumViolation
+from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat import RepeatInspection
+from detectors.inspections.rules import InspectionRules
 
 
 @dataclass(frozen=True)
@@ -21,17 +22,33 @@ class DetectionConfig:
     timezone: str = DEFAULT_TIMEZONE
     allowed_lateness: float = DEFAULT_ALLOWED_LATENESS
     dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS
-    moratorium: MoratoriumRules = field(default_factory=MoratoriumRules)
+    inspections: InspectionRules = field(default_factory=InspectionRules)
 
 
 def build_engine(config: DetectionConfig | None = None) -> Engine:
     """An engine running every shipped detector."""
     config = config or DetectionConfig()
-    rules = config.moratorium
+    rules = config.inspections
+    moratorium, repeat, inspector = rules.moratorium, rules.repeat, rules.inspector
     detectors = [
-        MoratoriumViolation(rules, timezone=config.timezone),
-        RepeatInspection(exempt_bases=rules.exempt_bases),
-        InspectorAnomaly(rules, timezone=config.timezone),
+        MoratoriumViolation(moratorium, timezone=config.timezone),
+        RepeatInspection(
+            window_days=repeat.window_days,
+            alert_at=repeat.alert_at,
+            critical_at=repeat.critical_at,
+            follow_up_weight=repeat.follow_up_weight,
+            exempt_weight=repeat.exempt_weight,
+            exempt_bases=moratorium.exempt_bases,
+        ),
+        InspectorAnomaly(
+            moratorium,
+            timezone=config.timezone,
+            window_days=inspector.window_days,
+            repeat_days=inspector.repeat_days,
+            z_alert=inspector.z_alert,
+            warm_up_days=inspector.warm_up_days,
+            min_peers=inspector.min_peers,
+        ),
     ]
     return Engine(
         detectors,

@@ -13,14 +13,13 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
-from detectors.inspections.moratorium import MoratoriumRules
+from detectors.inspections.rules import InspectionRules, parse_rules
 from detectors.registry import DetectionConfig
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -135,17 +134,13 @@ class Settings:
             raise ConfigError(
                 f"KUZET_TIMEZONE={timezone!r} is not a tz database zone (e.g. Asia/Almaty)"
             ) from None
-        defaults = MoratoriumRules()
-        moratorium = MoratoriumRules(
-            windows=_windows(get("KUZET_MORATORIUM_WINDOWS"), defaults.windows),
-            sizes=_names(get("KUZET_MORATORIUM_SIZES"), defaults.sizes),
-            exempt_bases=_names(get("KUZET_MORATORIUM_EXEMPT_BASES"), defaults.exempt_bases),
-        )
+        rules_path = get("KUZET_INSPECTION_RULES")
+        inspections = _inspection_rules(rules_path) if rules_path else InspectionRules()
         detection = DetectionConfig(
             timezone=timezone,
             allowed_lateness=_number(env, "KUZET_ALLOWED_LATENESS_HOURS", 24.0) * 3600.0,
             dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000)),
-            moratorium=moratorium,
+            inspections=inspections,
         )
         return cls(
             broker=get("KUZET_BROKER", cls.broker),
@@ -184,26 +179,13 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _names(raw: str | None, default: frozenset[str]) -> frozenset[str]:
-    if raw is None:
-        return default
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _windows(
-    raw: str | None, default: tuple[tuple[date, date], ...]
-) -> tuple[tuple[date, date], ...]:
-    """``2020-01-01/2023-01-01,2024-01-01/2025-01-01``: half-open local-date windows."""
-    if raw is None:
-        return default
-    windows = []
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        try:
-            start, end = (date.fromisoformat(d.strip()) for d in part.split("/"))
-        except ValueError:
-            raise ConfigError(
-                f"KUZET_MORATORIUM_WINDOWS: {part!r} is not START/END in YYYY-MM-DD "
-                "(e.g. 2020-01-01/2023-01-01)"
-            ) from None
-        windows.append((start, end))
-    return tuple(windows)
+def _inspection_rules(path: str) -> InspectionRules:
+    """Read and validate the rules file named by ``KUZET_INSPECTION_RULES``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"KUZET_INSPECTION_RULES={path!r} cannot be read ({exc.strerror}); point it at a "
+            "copy of detectors/inspections/rules.toml, or unset it for the defaults"
+        ) from None
+    return parse_rules(text, path)

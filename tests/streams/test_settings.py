@@ -12,6 +12,7 @@ from faust.types.auth import AuthProtocol, SASLMechanism
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
 from detectors.inspections.moratorium import MoratoriumRules
+from detectors.inspections.rules import InspectionRules, default_rules_text, parse_rules
 from detectors.registry import DetectionConfig
 from streams.app import _credentials
 from streams.settings import KafkaSecurity, Settings
@@ -42,7 +43,8 @@ def test_defaults():
     assert settings.detection == DetectionConfig()
     assert settings.detection.timezone == "Asia/Almaty"
     assert settings.detection.allowed_lateness == 24 * 3600.0
-    assert settings.detection.moratorium == MoratoriumRules()
+    assert settings.detection.inspections == InspectionRules()
+    assert settings.detection.inspections.moratorium == MoratoriumRules()
 
 
 def test_numbers_and_names_are_read_and_converted():
@@ -60,9 +62,6 @@ def test_numbers_and_names_are_read_and_converted():
             "KUZET_TIMEZONE": "UTC",
             "KUZET_ALLOWED_LATENESS_HOURS": "1.5",
             "KUZET_DEDUP_MAX_IDS": "10",
-            "KUZET_MORATORIUM_WINDOWS": "2020-01-01/2021-01-01, 2024-01-01/2025-01-01",
-            "KUZET_MORATORIUM_SIZES": "micro, small,medium",
-            "KUZET_MORATORIUM_EXEMPT_BASES": "",
         }
     )
     assert settings.broker == "kafka://10.0.0.1:9092"
@@ -77,12 +76,6 @@ def test_numbers_and_names_are_read_and_converted():
     assert detection.timezone == "UTC"
     assert detection.allowed_lateness == 1.5 * 3600
     assert detection.dedup_max_ids == 10
-    assert detection.moratorium.windows == (
-        (date(2020, 1, 1), date(2021, 1, 1)),
-        (date(2024, 1, 1), date(2025, 1, 1)),
-    )
-    assert detection.moratorium.sizes == {"micro", "small", "medium"}
-    assert detection.moratorium.exempt_bases == frozenset()  # set but empty: no exemptions
 
 
 def test_topic_prefix_applies_to_every_topic_and_per_topic_overrides():
@@ -145,23 +138,6 @@ def test_sasl_without_username_and_password_is_refused(protocol, credentials):
         (
             {"KUZET_ALLOWED_LATENESS_HOURS": "-1"},
             "KUZET_ALLOWED_LATENESS_HOURS='-1' must not be negative",
-        ),
-        (
-            {"KUZET_MORATORIUM_WINDOWS": "2020-01-01..2023-01-01"},
-            "KUZET_MORATORIUM_WINDOWS: '2020-01-01..2023-01-01' is not START/END in "
-            "YYYY-MM-DD (e.g. 2020-01-01/2023-01-01)",
-        ),
-        (
-            {"KUZET_MORATORIUM_WINDOWS": "2020-01-01/2021-02-30"},
-            "KUZET_MORATORIUM_WINDOWS: '2020-01-01/2021-02-30' is not START/END",
-        ),
-        (
-            {"KUZET_MORATORIUM_WINDOWS": "2020-01-01/2021-01-01/2022-01-01"},
-            "KUZET_MORATORIUM_WINDOWS: '2020-01-01/2021-01-01/2022-01-01' is not START/END",
-        ),
-        (
-            {"KUZET_MORATORIUM_WINDOWS": "2023-01-01/2020-01-01"},
-            "moratorium window 2023-01-01..2020-01-01 is empty",
         ),
     ],
 )
@@ -272,3 +248,73 @@ def test_non_finite_numbers_are_config_errors(raw):
     # Guards a fixed bug: float() takes these, so they escaped as ValueError/OverflowError.
     with pytest.raises(ConfigError, match="KUZET_WEB_PORT"):
         Settings.from_env({"KUZET_WEB_PORT": raw})
+
+
+RULES = """
+[moratorium]
+covered_sizes = ["micro", "small", "medium"]
+exempt_bases = []
+
+[[moratorium.windows]]
+start = 2020-01-01
+end = 2021-01-01
+
+[[moratorium.windows]]
+start = 2024-01-01
+end = 2025-01-01
+
+[repeat_inspection]
+alert_at = 4
+"""
+
+
+def test_inspection_rules_file_is_read_from_kuzet_inspection_rules(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    rules = Settings.from_env({"KUZET_INSPECTION_RULES": str(path)}).detection.inspections
+    assert rules.moratorium.windows == (
+        (date(2020, 1, 1), date(2021, 1, 1)),
+        (date(2024, 1, 1), date(2025, 1, 1)),
+    )
+    assert rules.moratorium.sizes == frozenset({"micro", "small", "medium"})
+    assert rules.moratorium.exempt_bases == frozenset()
+    assert rules.repeat.alert_at == 4.0
+    assert rules.repeat.critical_at == 5.0  # left out: the default
+    assert rules.inspector == InspectionRules().inspector
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[moratorium\n", "not valid TOML"),
+        ("[moratorum]\n", ": moratorum: unknown key"),
+        ("[moratorium]\ncovered_sizes = 'small'", "moratorium.covered_sizes: expected a list"),
+        (
+            "[[moratorium.windows]]\nstart = 2023-01-01\nend = 2020-01-01",
+            "moratorium.windows[1]: empty window: start 2023-01-01 is not before end 2020-01-01",
+        ),
+        (
+            "[[moratorium.windows]]\nstart = '2020-01-01'\nend = 2021-01-01",
+            "moratorium.windows[1].start: expected a date like 2020-01-01",
+        ),
+        ("[repeat_inspection]\nalert_at = -1", "repeat_inspection.alert_at: expected a positive"),
+        ("[repeat_inspection]\nalert_at = 6", "critical_at must not be below alert_at"),
+        ("[inspector_anomaly]\nz = 3", "inspector_anomaly.z: unknown key"),
+    ],
+)
+def test_a_bad_rules_file_is_refused_naming_the_file_and_key(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"KUZET_INSPECTION_RULES": str(path)})
+    assert str(path) in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_a_missing_rules_file_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match=r"KUZET_INSPECTION_RULES=.*cannot be read.*rules\.toml"):
+        Settings.from_env({"KUZET_INSPECTION_RULES": str(tmp_path / "nope.toml")})
+
+
+def test_the_shipped_rules_file_holds_the_contract_defaults():
+    assert parse_rules(default_rules_text()) == InspectionRules()
