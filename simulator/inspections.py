@@ -162,12 +162,15 @@ def inspector_actor(world: World, cfg: SimConfig, reg: Registry, who: Inspector)
                 finding.start = min(finding.start, ts)
                 finding.add(emit[2]["event_id"])
             size = emit[2]["business_size"]
+            later = _office_hours(local_ts(day + timedelta(days=rng.randint(14, 40)), 12))
+            # An honest inspector plans no follow-up the moratorium would prohibit: the
+            # check is on the follow-up's own date (it was on the first visit's, so
+            # December visits had prohibited follow-ups in January, unlabelled as rogue).
             if (
                 rng.random() < 0.12
                 and emit[2]["basis"] != "follow_up"
-                and not (in_moratorium(ts) and size in PROTECTED)
+                and not (in_moratorium(later) and size in PROTECTED)
             ):
-                later = _office_hours(local_ts(day + timedelta(days=rng.randint(14, 40)), 12))
                 follow_ups.append(
                     inspection(
                         world, later, emit[2]["business"], size, who, "unscheduled", "follow_up"
