@@ -50,6 +50,7 @@ PROTECTED = frozenset({"micro", "small"})
 SIZE_SHARES = (("micro", 0.60), ("small", 0.25), ("medium", 0.11), ("large", 0.04))
 #: A business is not planned for another routine visit within this many days.
 REVISIT_DAYS = 120
+BUSINESSES_PER_INSPECTOR = 600
 
 #: Authorities: (id, share of inspectors, everyday bases, exempt bases they use).
 AUTHORITIES = (
@@ -303,8 +304,13 @@ def _poisson(rng: random.Random, mean: float) -> int:
 def add_inspections(world: World, cfg: SimConfig, scale: float) -> None:
     """Put the inspectors and the inspection patterns of the world in place."""
     rng = world.rng("inspectors")
-    reg = Registry(world, cfg.scaled(cfg.businesses_n, scale))
     total = cfg.scaled(cfg.inspectors_n, scale)
+    # Enough businesses that no one is planned twice within REVISIT_DAYS, however many
+    # inspectors: at 600 per inspector the medium/large pool lasts the moratorium.
+    # (Fewer, and planned visits fell back on recent ones: unlabelled repeats.)
+    reg = Registry(
+        world, max(cfg.scaled(cfg.businesses_n, scale), total * BUSINESSES_PER_INSPECTOR)
+    )
     inspectors: list[Inspector] = []
     for authority, share, bases, exempt in AUTHORITIES:
         for k in range(max(2, round(total * share))):

@@ -24,6 +24,11 @@ more of small-business visits and beyond binomial chance, five violations,
 three repeat visits), so a quiet
 authority's tiny spread cannot turn a trifle into an alert.
 
+Each inspector's own pace is tracked too, with River's exponentially weighted
+mean of its inspections per day: an inspector whose month is twice its peers'
+*and* two and a half times its own pace of a month before has turned, even if
+it was a slow worker before.
+
 Warm-up: nothing is said before ``warm_up_days`` of event time have passed and
 the authority has ``min_peers`` inspectors with figures. One alert per
 inspector and finding, raised again as critical when two figures stand out or
@@ -54,6 +59,8 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
+from river import stats
+
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
 from detectors.events import SEVERITY_RANK, Alert, Inspection
@@ -74,6 +81,13 @@ DEFAULT_WARM_UP_DAYS = 30
 DEFAULT_MIN_PEERS = 5
 #: Volume that stands out: see _large(). (2.5 let honest busy inspectors through.)
 VOLUME_RATIO = 3.0
+#: ... or twice the peers' when it is also this many times its own pace of a window ago.
+OWN_PACE_RATIO = 2.5
+#: The own pace forgets over about a month and a half (River EWMean fading factor).
+PACE_FADING = 0.03
+PACE_DAYS = 30
+#: A share is re-judged daily over a few dozen visits: it must stand 1.5x further out.
+SHARE_Z_FACTOR = 1.5
 PROTECTED_SIZES = frozenset({"micro", "small"})
 
 FIGURES = ("volume", "small_business_share", "violations", "repeat_visits")
@@ -93,6 +107,35 @@ class _Inspector:
     repeats: int = 0
     visited: dict[str, float] = field(default_factory=dict)  # business -> last visit
     sampled_day: int = -1
+    today: int = 0  # inspections started on sampled_day
+    # Its own pace: River's exponentially weighted mean of inspections per calendar
+    # day, and that pace as it stood on each of the last PACE_DAYS days.
+    pace: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=PACE_FADING))
+    paces: deque[float] = field(default_factory=lambda: deque(maxlen=PACE_DAYS + 1))
+
+    def close_days(self, day: int) -> None:
+        """Fold the finished days (the last one counted, any skipped ones zero) into the pace."""
+        if self.sampled_day >= 0:
+            gap = min(day - self.sampled_day, PACE_DAYS + 1)
+            for n in range(gap):
+                self.pace.update(self.today if n == 0 else 0)
+                self.paces.append(self.pace.get())
+        self.sampled_day, self.today = day, 0
+
+    def own_volume_before(self, window_days: float) -> float | None:
+        """Inspections in a window at the pace it kept a window ago, once that is known."""
+        if len(self.paces) <= PACE_DAYS:
+            return None
+        return self.paces[0] * window_days
+
+    def expire(self, horizon: float) -> None:
+        """Drop the visits that started before ``horizon`` from the running counts."""
+        recent = self.recent
+        while recent and recent[0][0] < horizon:
+            _, old_small, old_violation, old_repeat = recent.popleft()
+            self.small -= old_small
+            self.violations -= old_violation
+            self.repeats -= old_repeat
 
     def figures(self) -> dict[str, float]:
         volume = len(self.recent)
@@ -117,9 +160,12 @@ class _Peers:
         self.day = -1
         self.figures: dict[str, dict[str, float]] = {}
 
-    def refresh(self, day: int, inspectors: dict[str, _Inspector]) -> None:
+    def refresh(self, day: int, inspectors: dict[str, _Inspector], horizon: float) -> None:
         if day != self.day:
             self.day = day
+            # Figures as they stand now: an inspector idle since ``horizon`` is no peer.
+            for m in self.members:
+                inspectors[m].expire(horizon)
             self.figures = {
                 m: inspectors[m].figures() for m in sorted(self.members) if inspectors[m].recent
             }
@@ -190,13 +236,14 @@ class InspectorAnomaly(Detector):
             peers = self._peers[who.authority] = _Peers()
         peers.members.add(event.inspector)
         day = int(ts // DAY)
-        if day > who.sampled_day:  # once a day: forget what no window needs any more
-            who.sampled_day = day
+        if day > who.sampled_day:  # once a day: update its own pace, forget old visits
+            who.close_days(day)
             self._forget(who, ts)
+        who.today += 1
         self._record(who, event, ts)
         if ts - self._first_ts < self.warm_up_days * DAY:
             return []
-        peers.refresh(day, self._inspectors)
+        peers.refresh(day, self._inspectors, ts - self.window_days * DAY)
         count, median, iqr = peers.yardstick(event.inspector)
         if count < self.min_peers:
             return []
@@ -214,13 +261,7 @@ class InspectorAnomaly(Detector):
         who.small += small
         who.violations += violation
         who.repeats += repeat
-        horizon = ts - self.window_days * DAY
-        recent = who.recent
-        while recent and recent[0][0] < horizon:
-            _, old_small, old_violation, old_repeat = recent.popleft()
-            who.small -= old_small
-            who.violations -= old_violation
-            who.repeats -= old_repeat
+        who.expire(ts - self.window_days * DAY)
 
     def _forget(self, who: _Inspector, ts: float) -> None:
         """Drop visits older than the repeat horizon (bounded state)."""
@@ -244,7 +285,9 @@ class InspectorAnomaly(Detector):
             if name == "volume":
                 spread = max(spread, 0.25 * median)
             z = (value - median) / spread
-            if z >= self.z_alert and _large(name, value, median, who, self.z_alert):
+            if z >= self.z_alert and _large(
+                name, value, median, who, self.z_alert, self.window_days
+            ):
                 standing[name] = (value, median, z)
         if not standing:
             return []
@@ -305,19 +348,27 @@ class InspectorAnomaly(Detector):
         )
 
 
-def _large(name: str, value: float, median: float, who: _Inspector, z_alert: float) -> bool:
+def _large(
+    name: str, value: float, median: float, who: _Inspector, z_alert: float, window_days: float
+) -> bool:
     """Is the difference large in plain terms (and, for a share, beyond chance)?"""
     if name == "volume":
         # Honest workloads in one authority differ about 2x by habit, and a month's
-        # count adds its own noise: only three times the median is beyond both.
-        return value >= VOLUME_RATIO * median and value >= 15
+        # count adds its own noise: three times the median is beyond both. Twice is
+        # enough when the inspector also runs at 2.5 times its own pace of a month ago.
+        if value < 15:
+            return False
+        before = who.own_volume_before(window_days)
+        turned = before is not None and value >= OWN_PACE_RATIO * max(before, 1.0)
+        return value >= VOLUME_RATIO * median or (turned and value >= 2 * median)
     if name == "small_business_share":
-        # A share over few inspections is noisy: ask the count to be z_alert binomial
-        # standard deviations above what the peers' share would give.
+        # A share over few inspections is noisy, and it is judged again every day: ask
+        # the count to stand SHARE_Z_FACTOR * z_alert binomial deviations above what the
+        # peers' share would give.
         volume = len(who.recent)
         p = min(max(median, 0.05), 0.95)
         binomial_z = (who.small - volume * p) / math.sqrt(volume * p * (1 - p))
-        return value - median >= 0.3 and who.small >= 8 and binomial_z >= z_alert
+        return value - median >= 0.3 and who.small >= 8 and binomial_z >= SHARE_Z_FACTOR * z_alert
     if name == "violations":
         return value >= 5
     return value >= 3
