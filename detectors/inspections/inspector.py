@@ -92,7 +92,11 @@ PROTECTED_SIZES = frozenset({"micro", "small"})
 
 FIGURES = ("volume", "small_business_share", "violations", "repeat_visits")
 #: Smallest spread each figure is judged with (a floor under IQR/1.349).
-FLOORS = {"volume": 3.0, "small_business_share": 0.08, "violations": 1.0, "repeat_visits": 1.0}
+#: 0.75 for the counts lets the plain-terms bar of three repeat visits reach z = 4
+#: against peers with none.
+FLOORS = {"volume": 3.0, "small_business_share": 0.08, "violations": 0.75, "repeat_visits": 0.75}
+#: Figures that are counts: their spread is at least Poisson's, sqrt(median).
+COUNTS = frozenset({"volume", "violations", "repeat_visits"})
 
 
 @dataclass
@@ -282,6 +286,8 @@ class InspectorAnomaly(Detector):
         for name, value in figures.items():
             median = medians[name]
             spread = max(iqrs[name] / 1.349, FLOORS[name])
+            if name in COUNTS:  # a count's chance spread among a few peers
+                spread = max(spread, math.sqrt(median))
             if name == "volume":
                 spread = max(spread, 0.25 * median)
             z = (value - median) / spread

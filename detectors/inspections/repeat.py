@@ -132,8 +132,8 @@ class RepeatInspection(Detector):
             return []
         total = sum(v[1] for v in visits)
         if total < self.alert_at:
-            if business in self._raised and len(visits) == 1:
-                del self._raised[business]  # the earlier episode's window has closed
+            # Below the threshold the finding has lapsed: a later burst is a new episode.
+            self._raised.pop(business, None)
             return []
         severity = "critical" if total >= self.critical_at else "warning"
         finding, raised = self._raised.get(business, (visits[0][2], "info"))

@@ -13,8 +13,6 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from detectors.engine import alert_id
 from detectors.events import Alert, Inspection
 from detectors.inspections.inspector import InspectorAnomaly
@@ -239,17 +237,15 @@ def test_everyday_revisits_of_the_same_business_stand_out():
     assert [(a.entity, a.evidence["standing_out"]) for a in alerts] == [
         ("ROGUE", ["repeat_visits"])
     ]
-    assert alerts[0].evidence["figures"]["repeat_visits"] == 4.0
-    assert alerts[0].event_ids == ["x-ROGUE-39"]
+    # It stands out at the third repeat visit (3 / 0.75 = z 4), day 38.
+    assert alerts[0].evidence["figures"]["repeat_visits"] == 3.0
+    assert alerts[0].event_ids == ["x-ROGUE-38"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: three everyday repeat visits (the documented plain-terms threshold) never "
-    "alert with the defaults: against peers with none, the spread is floored at 1, so "
-    "z = 3 < z_alert 4 and the effective threshold is 4 repeat visits",
-)
 def test_three_everyday_revisits_stand_out():
+    # Guards a fixed bug: three everyday repeat visits (the documented plain-terms threshold)
+    # never alert with the defaults: against peers with none, the spread is floored at 1, so z =
+    # 3 < z_alert 4 and the effective threshold is 4 repeat visits
     alerts = feed(small(), revisit_world("routine", 3))
     assert [(a.entity, a.evidence["standing_out"]) for a in alerts] == [
         ("ROGUE", ["repeat_visits"])
@@ -336,14 +332,11 @@ def lax_authority(seed: int, small_share: float, businesses: int | None) -> list
     return events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: counts (violations, repeat visits) are judged with a spread of "
-    "max(IQR/1.349, 1) over 5-7 peers and an absolute bar (5, 3), so when the whole "
-    "authority's base rate is ~25 a month, Poisson noise alone flags 2-4 of 8 identical "
-    "inspectors; a floor of sqrt(median) on their spread removes it",
-)
 def test_inspectors_drawn_from_one_distribution_are_not_flagged_on_counts():
+    # Guards a fixed bug: counts (violations, repeat visits) are judged with a spread of
+    # max(IQR/1.349, 1) over 5-7 peers and an absolute bar (5, 3), so when the whole authority's
+    # base rate is ~25 a month, Poisson noise alone flags 2-4 of 8 identical inspectors; a floor
+    # of sqrt(median) on their spread removes it
     # Every inspector of a lax authority violates the moratorium at the same rate
     # (each gets its moratorium_violation alerts); none stands out from its peers.
     assert feed(InspectorAnomaly(), lax_authority(0, 0.25, None)) == []
@@ -373,7 +366,7 @@ def test_two_figures_standing_out_escalate_to_critical_once():
     warning, critical = alerts
     assert warning.evidence["standing_out"] == ["violations"]
     assert critical.evidence["standing_out"] == ["violations", "repeat_visits"]
-    assert critical.event_ids == ["r-44"]  # the fourth repeat visit
+    assert critical.event_ids == ["r-43"]  # the third repeat visit
     # One finding (named after the event that opened it) at two severities.
     assert warning.alert_id == alert_id(KIND, "ROGUE", "x-ROGUE-39", "warning")
     assert critical.alert_id == alert_id(KIND, "ROGUE", "x-ROGUE-39", "critical")
@@ -384,7 +377,7 @@ def test_reasons_name_the_authority_the_peers_and_the_figures():
     [alert] = feed(small(), violations_world(IN_MORATORIUM, 5))
     # 5 violations against a median of 0; spread floored at 1, so z = 5.
     assert alert.reasons == [
-        "5 moratorium violations in 30 days against 0 among 6 AUTH-A inspectors (z = 5.0)"
+        "5 moratorium violations in 30 days against 0 among 6 AUTH-A inspectors (z = 6.7)"
     ]
     volume = feed(small(), volume_world(15))[0]
     [reason] = volume.reasons
