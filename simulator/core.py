@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,19 @@ def format_ts(ts: float, style: str) -> str:
         return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")[:-6] + "Z"
     zone = LOCAL if style == "local" else PLUS5
     return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth for small means, normal approximation for large)."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
 
 
 def month_start(day: date) -> date:

@@ -24,14 +24,13 @@ exempt grounds, busy inspectors within the normal spread.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from simulator.config import SimConfig
-from simulator.core import DAY, LOCAL, Actor, Emit, World, local_date, local_ts
+from simulator.core import DAY, LOCAL, Actor, Emit, World, local_date, local_ts, poisson
 
 #: Contract defaults, restated here on purpose: the truth must not borrow the
 #: detector's code.
@@ -151,7 +150,7 @@ def inspector_actor(world: World, cfg: SimConfig, reg: Registry, who: Inspector)
         rate = who.rate * (rng.uniform(3, 4) if rogue == "volume" else 1.5 if rogue else 1)
         todays: list[Emit] = [f for f in follow_ups if local_date(f[0]) == day]
         follow_ups = [f for f in follow_ups if local_date(f[0]) > day]
-        for _ in range(_poisson(rng, rate)):
+        for _ in range(poisson(rng, rate)):
             ts = local_ts(day, rng.uniform(9, 17))
             emit = _visit(world, rng, reg, who, ts, rogue, cfg)
             todays.append(emit)
@@ -291,14 +290,6 @@ def lawful_repeats(
     for ts, basis in zip(times, bases, strict=True):
         kind = "scheduled" if basis == "routine" else "unscheduled"
         yield inspection(world, ts, business, reg.size[business], who, kind, basis)
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    limit, k, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        k += 1
-        product *= rng.random()
-    return k
 
 
 def add_inspections(world: World, cfg: SimConfig, scale: float) -> None:

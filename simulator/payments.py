@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from simulator.config import SimConfig
-from simulator.core import DAY, HOUR, Actor, Emit, World
+from simulator.core import DAY, HOUR, Actor, Emit, World, poisson
 
 # Id ranges per role (numbers after ACC-).
 PERSONS, MERCHANTS, SUPPLIERS, SPECIAL = 0, 5_000_000, 6_000_000, 7_000_000
@@ -201,7 +201,7 @@ def growing_merchant(world: World, index: int, persons: int, special: _Special) 
     while opening + day * DAY < world.end:
         start = opening + day * DAY
         for ts in sorted(
-            _daytime(rng, start) for _ in range(_poisson(rng, min(cap, 2 * growth**day)))
+            _daytime(rng, start) for _ in range(poisson(rng, min(cap, 2 * growth**day)))
         ):
             yield from agenda.due(ts)
             payer = acc(PERSONS + rng.randrange(persons))
@@ -239,7 +239,7 @@ def charity(world: World, index: int, persons: int, special: _Special) -> Actor:
     for day in range(days):
         level = peak * math.sin(math.pi * (day + 0.5) / days)
         start = launch + day * DAY
-        for ts in sorted(_daytime(rng, start) for _ in range(_poisson(rng, level))):
+        for ts in sorted(_daytime(rng, start) for _ in range(poisson(rng, level))):
             amount = rng.choice((1_000, 2_000, 2_000, 5_000, 5_000, 10_000, 20_000, 50_000))
             collected += amount
             last = ts + 60
@@ -376,7 +376,7 @@ def sweeping_shop(world: World, index: int, persons: int, special: _Special) -> 
     emit: Emit = (world.start, "payments", {})
     while world.start + day * DAY < world.end:
         start = world.start + day * DAY
-        for ts in sorted(_daytime(rng, start) for _ in range(_poisson(rng, per_day))):
+        for ts in sorted(_daytime(rng, start) for _ in range(poisson(rng, per_day))):
             emit = pay(
                 world,
                 ts,
@@ -418,7 +418,7 @@ def pyramid(world: World, cfg: SimConfig, index: int, persons: int, special: _Sp
         # Growth saturates at 1 % of the population a day. Unbounded, 1.35 ** 44 made
         # one long-lived pyramid 2.2 million deposits (from 7,500 people) at --scale 0.5,
         # 80 % of the world's lines, and its size swung by orders of magnitude by seed.
-        count = _poisson(rng, min(recruits * growth**day, max(20.0, 0.01 * persons)))
+        count = poisson(rng, min(recruits * growth**day, max(20.0, 0.01 * persons)))
         times = sorted(_daytime(rng, start) for _ in range(count))
         if day == 0:
             times = [launch, *times]
@@ -502,19 +502,6 @@ def mule(world: World, cfg: SimConfig, index: int, persons: int, special: _Speci
     for emit in agenda.rest():
         finding.add(emit[2]["event_id"])
         yield emit
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    """A Poisson draw (Knuth for small means, normal approximation for large)."""
-    if mean <= 0:
-        return 0
-    if mean > 50:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, k, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        k += 1
-        product *= rng.random()
-    return k
 
 
 def add_payments(world: World, cfg: SimConfig, scale: float) -> None:

@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from simulator.config import SimConfig
-from simulator.core import DAY, Actor, Emit, Finding, World, add_months, local_ts, period_of
+from simulator.core import (
+    DAY,
+    Actor,
+    Emit,
+    Finding,
+    World,
+    add_months,
+    local_ts,
+    period_of,
+    poisson,
+)
 
 #: Employer sizes: (share, fewest, most employees). Most employers are small.
 SIZES = ((0.55, 2, 10), (0.35, 11, 50), (0.09, 51, 250), (0.01, 251, 600))
@@ -243,20 +253,12 @@ def _comings_and_goings(
         for person in rng.sample(active, min(2, max(1, len(active) // 10))):
             if person.leaves == math.inf:
                 leave(person, some_day(), "redundancy")
-    for _ in range(_poisson(rng, len(active) * cfg.hires_per_month)):
+    for _ in range(poisson(rng, len(active) * cfg.hires_per_month)):
         emp.hired += 1
         person = Staff(f"{emp.id}-W{emp.hired:04d}", emp.staff[0].wage * rng.uniform(0.7, 1.3))
         emp.staff.append(person)
         events.append(_event(world, some_day(), "hire", emp, person))
     return events
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    limit, k, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        k += 1
-        product *= rng.random()
-    return k
 
 
 def add_payroll(world: World, cfg: SimConfig, scale: float) -> None:

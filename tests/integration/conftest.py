@@ -83,7 +83,10 @@ def start_worker(bootstrap: str, tmp_path: Path) -> Iterator:
     """Start ``kuzet worker`` on the test's topics; every worker is stopped at teardown."""
     started: list[Worker] = []
 
-    def start(topics: Topics, *, app_id: str | None = None, **extra: str) -> Worker:
+    def start(
+        topics: Topics, *, app_id: str | None = None, args: tuple[str, ...] = (), **extra: str
+    ) -> Worker:
+        """``kuzet worker *args`` on ``topics``; ``extra`` adds environment variables."""
         port = free_port()
         log = tmp_path / f"worker-{len(started)}.log"
         env = {
@@ -96,7 +99,7 @@ def start_worker(bootstrap: str, tmp_path: Path) -> Iterator:
             **extra,
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "streams.cli", "worker", *args],
             env=env,
             cwd=tmp_path,
             stdout=open(log, "wb"),  # noqa: SIM115 - closed with the process

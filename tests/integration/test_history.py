@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from streams.codec import decode_alert, decode_event, decode_file_line
 from streams.offsets import HistoryError, prepare_reprocessing
 from streams.replay import replay
 from streams.settings import Settings
-from tests.integration.support import Topics, Worker, consume, free_port, wait_for_http
+from tests.integration.support import Topics, Worker, consume
 
 pytestmark = pytest.mark.integration
 
@@ -224,36 +224,13 @@ async def test_capture_from_time_skips_earlier_records_and_reports_unwritable_on
 
 
 @pytest.fixture
-def start_worker_with(bootstrap: str, tmp_path: Path) -> Iterator:
-    """Like ``start_worker``, with command-line arguments for ``kuzet worker``."""
-    started: list[Worker] = []
+def start_worker_with(start_worker) -> Callable[..., Worker]:
+    """Like ``start_worker``, with an app id and command-line arguments for ``kuzet worker``."""
 
     def start(topics: Topics, app_id: str, *args: str) -> Worker:
-        port = free_port()
-        log = tmp_path / f"reprocess-{len(started)}.log"
-        env = {
-            **os.environ,
-            **topics.env(),
-            "KUZET_BROKER": bootstrap,
-            "KUZET_APP_ID": app_id,
-            "KUZET_WEB_PORT": str(port),
-            "KUZET_STATE_DIR": str(tmp_path / f"reprocess-state-{len(started)}"),
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", *args],
-            env=env,
-            cwd=tmp_path,
-            stdout=open(log, "wb"),  # noqa: SIM115 - closed with the process
-            stderr=subprocess.STDOUT,
-        )
-        worker = Worker(process, log, port, env)
-        started.append(worker)
-        wait_for_http(worker)
-        return worker
+        return start_worker(topics, app_id=app_id, args=args)
 
-    yield start
-    for worker in started:
-        worker.stop()
+    return start
 
 
 async def group_offsets(bootstrap: str, group: str) -> dict:
