@@ -13,6 +13,9 @@ from detectors.inspections.inspector import InspectorAnomaly
 from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat import RepeatInspection
 from detectors.inspections.rules import InspectionRules
+from detectors.payroll.arrears import SalaryArrears
+from detectors.payroll.drift import PayrollAnomaly
+from detectors.payroll.layoff import MassLayoff
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
     rules = config.inspections
     moratorium, repeat, inspector = rules.moratorium, rules.repeat, rules.inspector
     detectors = [
+        SalaryArrears(timezone=config.timezone),
+        PayrollAnomaly(),
+        MassLayoff(),
         MoratoriumViolation(moratorium, timezone=config.timezone),
         RepeatInspection(
             window_days=repeat.window_days,

@@ -1,0 +1,1 @@
+"""Detectors on the ``payroll`` stream: arrears, drifting payrolls, mass layoffs."""

@@ -1,0 +1,193 @@
+"""``payroll_anomaly``: an employer's payroll drifting from its own history.
+
+Before wages go unpaid they often go late, and shrink: the pay day slips a
+few days further each month, or the wages accrued per head fall. This
+detector learns each employer's own habits with River online statistics and
+speaks when a month stands far from them, before a due date is missed.
+
+For each employer and pay period it takes two figures:
+
+- **pay day**: how many days after the period's end its first wage payment
+  came (an employer pays everyone at about the same time);
+- **wage change**: the median, over employees accrued in both, of this
+  period's accrual against the same employee's previous one (a per-head
+  average would move with every hire and leaver; the same people's wages
+  move only when wages do).
+
+The usual pay day is kept in a River exponentially weighted mean
+(``stats.EWMean``), updated once per period. A period alerts when its pay day
+is at least ``min_delay_days`` later than usual *and* later than the previous
+period's (a drift, not a one-off), or when the same employees' wages fall by
+``min_cut`` or more. Warm-up: ``warm_up_periods`` periods of history before it speaks.
+One alert per employer and finding, raised again as critical when both
+figures drift at once.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+from river import stats
+
+from detectors.base import Context, Detector
+from detectors.engine import make_alert
+from detectors.events import SEVERITY_RANK, Alert, PayrollEvent
+
+DAY = 86400.0
+#: Pay days move by a day either way by habit; three days later than usual is a slip.
+DEFAULT_MIN_DELAY_DAYS = 3.0
+#: The same people's wages move a few percent with bonuses; 10 % less is a cut.
+DEFAULT_MIN_CUT = 0.10
+#: Two periods of history before judging a third.
+DEFAULT_WARM_UP_PERIODS = 2
+#: Memory of the history: about half a year of monthly periods.
+FADING = 0.3
+#: Periods kept open per employer while their payments come in.
+OPEN_PERIODS = 3
+#: Wage change is judged on at least this many employees accrued in both periods.
+MIN_CONTINUING = 3
+
+
+@dataclass
+class _Employer:
+    """An employer's payroll habits and the periods being paid now."""
+
+    pay_day: stats.EWMean = field(default_factory=lambda: stats.EWMean(FADING))
+    periods_seen: int = 0
+    last_delay: float | None = None
+    last_wage: dict[str, float] = field(default_factory=dict)  # employee -> last accrual
+    # period -> [wage ratios of continuing employees, first payment delay (days) or None]
+    open: dict[str, list] = field(default_factory=dict)
+    finding: str = ""
+    severity: str = "info"
+    event_ids: list[str] = field(default_factory=list)
+
+
+class PayrollAnomaly(Detector):
+    """Flags employers whose pay day slips or wages shrink against their own history.
+
+    Parameters:
+        min_delay_days, min_cut, warm_up_periods: see the module docstring.
+    """
+
+    kind = "payroll_anomaly"
+    stream = "payroll"
+
+    def __init__(
+        self,
+        min_delay_days: float = DEFAULT_MIN_DELAY_DAYS,
+        min_cut: float = DEFAULT_MIN_CUT,
+        warm_up_periods: int = DEFAULT_WARM_UP_PERIODS,
+    ) -> None:
+        self.min_delay_days = min_delay_days
+        self.min_cut = min_cut
+        self.warm_up_periods = warm_up_periods
+        self._employers: dict[str, _Employer] = {}
+        self._period_end: dict[str, float] = {}
+
+    @property
+    def n_entities(self) -> int:
+        return len(self._employers)
+
+    def _end(self, period: str) -> float:
+        end = self._period_end.get(period)
+        if end is None:
+            year, month = int(period[:4]), int(period[5:7])
+            following = date(year + month // 12, month % 12 + 1, 1)
+            moment = datetime.combine(following, time(0), UTC)
+            end = self._period_end[period] = moment.timestamp()
+        return end
+
+    def update(self, event: PayrollEvent, ctx: Context) -> list[Alert]:
+        kind = event.type
+        if kind != "accrual" and kind != "payment":
+            return []
+        employer = self._employers.get(event.employer)
+        if employer is None:
+            employer = self._employers[event.employer] = _Employer()
+        period: str = event.period  # type: ignore[assignment]
+        book = employer.open.get(period)
+        if book is None:
+            if len(employer.open) >= OPEN_PERIODS:  # bounded: a period never paid is dropped
+                employer.open.pop(min(employer.open))
+            book = employer.open[period] = [[], None]
+        if kind == "accrual":
+            amount: float = event.amount  # type: ignore[assignment]
+            last = employer.last_wage.get(event.employee)
+            if last:
+                book[0].append(amount / last)
+            employer.last_wage[event.employee] = amount
+            return []
+        if book[1] is not None:
+            return []  # only the period's first payment tells its pay day
+        # Earlier periods that have begun to be paid are finished: fold them into history.
+        for earlier in [p for p, b in employer.open.items() if p < period and b[1] is not None]:
+            self._close(employer, earlier)
+        delay = (ctx.ts - self._end(period)) / DAY
+        book[1] = delay
+        return self._judge(event, employer, book, delay)
+
+    def _judge(
+        self, event: PayrollEvent, employer: _Employer, book: list, delay: float
+    ) -> list[Alert]:
+        if employer.periods_seen < self.warm_up_periods:
+            return []
+        usual_day = employer.pay_day.get()
+        slip = delay - usual_day
+        ratios = book[0]
+        cut = 1.0 - statistics.median(ratios) if len(ratios) >= MIN_CONTINUING else 0.0
+        later = employer.last_delay is not None and delay > employer.last_delay + 0.5
+        drifting = []
+        if slip >= self.min_delay_days and later:
+            drifting.append("pay_day")
+        if cut >= self.min_cut:
+            drifting.append("wages")
+        if not drifting:
+            return []
+        severity = "critical" if len(drifting) == 2 else "warning"
+        if SEVERITY_RANK[severity] <= SEVERITY_RANK[employer.severity]:
+            return []
+        if employer.severity == "info":
+            employer.finding = event.event_id
+        employer.severity = severity
+        reasons = []
+        if "pay_day" in drifting:
+            reasons.append(
+                f"wages for {event.period} first paid {delay:.1f} days after the period ended, "
+                f"{slip:.1f} days later than its usual {usual_day:.1f} (and later than last "
+                f"period's {employer.last_delay:.1f})"
+            )
+        if "wages" in drifting:
+            reasons.append(
+                f"wages accrued for {event.period} are {cut:.0%} below the same "
+                f"{len(ratios)} employees' previous accruals (median)"
+            )
+        return [
+            make_alert(
+                kind=self.kind,
+                entity=event.employer,
+                finding=employer.finding,
+                ts=event.ts,
+                severity=severity,
+                score=min(1.0, max(slip / (3 * self.min_delay_days), cut / (3 * self.min_cut))),
+                reasons=reasons,
+                evidence={
+                    "period": event.period,
+                    "pay_day_delay_days": round(delay, 2),
+                    "usual_delay_days": round(usual_day, 2),
+                    "wage_change": round(-cut, 3),
+                    "continuing_employees": len(ratios),
+                    "drifting": drifting,
+                },
+                event_ids=[event.event_id],
+            )
+        ]
+
+    def _close(self, employer: _Employer, period: str) -> None:
+        """Fold a finished period into the employer's history."""
+        _, delay = employer.open.pop(period)
+        employer.pay_day.update(delay)
+        employer.last_delay = delay
+        employer.periods_seen += 1
