@@ -25,9 +25,14 @@ from detectors.registry import build_engine
 from streams.codec import encode_alert
 from streams.metrics import Metrics
 from streams.processor import BatchOutput, Processor, Source
+from streams.recent import QueryError, RecentAlerts, parse_query
 from streams.settings import KafkaSecurity, Settings
 
 logger = logging.getLogger(__name__)
+
+#: How often the gauges that are read rather than counted (consumer lag, tracked
+#: entities) are refreshed: a little faster than a typical 15 s scrape.
+GAUGE_REFRESH_SECONDS = 5.0
 
 
 class Publisher:
@@ -62,6 +67,9 @@ class KuzetApp:
     publisher: Publisher
     metrics: Metrics
     agents: dict[str, Any]
+    recent: RecentAlerts
+    #: The web pages' handlers by path (``handler(web, request)``), for tests.
+    pages: dict[str, Any]
 
 
 def create_app(
@@ -91,23 +99,69 @@ def create_app(
     processor = Processor(engine or build_engine(settings.detection))
     metrics = Metrics(registry or CollectorRegistry())
     publisher = publisher or Publisher(app, settings)
+    recent = RecentAlerts()
     agents = {
-        stream: _add_agent(app, stream, settings, processor, publisher, metrics)
+        stream: _add_agent(app, stream, settings, processor, publisher, metrics, recent)
         for stream in STREAMS
     }
+    streams_by_topic = {settings.topic(stream): stream for stream in STREAMS}
 
-    @app.page("/metrics")
+    @app.timer(GAUGE_REFRESH_SECONDS)
+    async def refresh_gauges() -> None:
+        metrics.record_engine(processor.engine)
+        metrics.record_consumer_lag(await consumer_lags(app, streams_by_topic))
+
     async def prometheus_metrics(web: Any, request: Any) -> Any:
         # Passed as a header: aiohttp refuses a content_type argument with parameters.
         return web.bytes(
             generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok"})
 
-    return KuzetApp(app, processor, publisher, metrics, agents)
+    async def alerts(web: Any, request: Any) -> Any:
+        """``/alerts?kind=&severity=&limit=``: recent alerts as JSON, newest first."""
+        try:
+            query = parse_query(request.query, recent.maxlen)
+        except QueryError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        body = recent.to_json(recent.query(**query))
+        return web.bytes(body, content_type="application/json")
+
+    pages = {"/metrics": prometheus_metrics, "/healthz": healthz, "/alerts": alerts}
+    for path, handler in pages.items():
+        app.page(path)(handler)
+    return KuzetApp(app, processor, publisher, metrics, agents, recent, pages)
+
+
+async def consumer_lags(
+    app: faust.App, streams_by_topic: dict[str, str]
+) -> dict[tuple[str, int], int]:
+    """High watermark minus position of every assigned input partition, by (stream, partition).
+
+    Empty while the consumer is not running or not yet assigned; a partition
+    whose high watermark is not known yet (no fetch answered) is left out.
+    """
+    lags: dict[tuple[str, int], int] = {}
+    try:
+        consumer = app.consumer
+        assigned = consumer.assignment()
+    except Exception:  # not started, or stopping: nothing to report
+        return lags
+    for tp in assigned:
+        stream = streams_by_topic.get(tp.topic)
+        if stream is None:
+            continue
+        try:
+            highwater = consumer.highwater(tp)
+            position = await consumer.position(tp)
+        except Exception as exc:  # a rebalance took it away meanwhile
+            logger.debug("no lag for %s: %s", tp, exc)
+            continue
+        if highwater is not None and position is not None:
+            lags[stream, tp.partition] = max(0, highwater - position)
+    return lags
 
 
 def _add_agent(
@@ -117,6 +171,7 @@ def _add_agent(
     processor: Processor,
     publisher: Publisher,
     metrics: Metrics,
+    recent: RecentAlerts,
 ) -> Any:
     topic = _raw_topic(app, settings.topic(stream))
     engine = processor.engine
@@ -127,6 +182,8 @@ def _add_agent(
             out = processor.handle(stream, [_record(event) for event in batch])
             elapsed = time.perf_counter() - started
             await publisher.publish(stream, out)
+            if out.alerts:
+                recent.add(out.alerts)
             metrics.record_batch(stream, out, elapsed, engine.watermark(stream))
 
     return app.agent(topic, name=f"kuzet.{stream}")(consume)

@@ -2,17 +2,53 @@
 
 Metrics are built against a registry that is passed in, so each test (and each
 app) gets its own. Labels are bounded: ``stream``, ``outcome``, ``kind``,
-``severity``, ``reason`` (a rejection category). Never an account, employee or
-business id.
+``severity``, ``reason`` (a rejection category), ``partition`` (a Kafka
+partition number) and ``version``. Never an account, employee or business id.
 
-Metrics are updated once per batch, off the per-event path.
+Metrics are updated once per batch (:meth:`Metrics.record_batch`) or from a
+periodic timer (:meth:`Metrics.record_engine`, :meth:`Metrics.record_consumer_lag`),
+off the per-event path.
+
+>>> from prometheus_client import CollectorRegistry
+>>> metrics = Metrics(CollectorRegistry())
+>>> "kuzet_alerts_total" in exported_names(metrics.registry)
+True
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import time
+from collections.abc import Mapping
+from importlib import metadata
 
-from streams.processor import BatchOutput
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from detectors.engine import DUPLICATE, FAILED, LATE, OK, Engine
+from detectors.events import KIND_DOMAIN, SEVERITY_RANK, STREAMS
+from streams.processor import INVALID, BatchOutput
+
+#: Every outcome of a record; their counters start at zero so a quiet stream shows.
+OUTCOMES = (OK, INVALID, DUPLICATE, LATE, FAILED)
+
+#: Event-time lag buckets, 1 s to 30 days: live producers sit in the first few,
+#: the contract's normal lateness reaches 24 h, replayed history lands past it.
+LAG_BUCKETS = (
+    1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+    86400, 2 * 86400, 7 * 86400, 30 * 86400,
+)  # fmt: skip
+
+#: Most events of one batch whose lag is observed: a strided sample keeps the
+#: histogram's cost per batch flat (~1 us per observation) whatever the batch size.
+LAG_SAMPLES_PER_BATCH = 64
+
+#: Suffixes under which each metric type appears in the exposition format.
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+    "summary": ("", "_sum", "_count", "_created"),
+}
 
 
 class Metrics:
@@ -46,15 +82,55 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self.event_lag = Histogram(
+            "kuzet_event_lag_seconds",
+            "Event-time lag: processing wall time minus the event's ts, for accepted "
+            f"events (a strided sample of at most {LAG_SAMPLES_PER_BATCH} per batch).",
+            ["stream"],
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
         self.watermark = Gauge(
             "kuzet_watermark_timestamp_seconds",
             "Event-time watermark per stream (newest event time minus allowed lateness).",
             ["stream"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "kuzet_consumer_lag",
+            "Records on an input partition not yet fetched by this worker "
+            "(high watermark minus consumer position).",
+            ["stream", "partition"],
+            registry=registry,
+        )
+        self.tracked_entities = Gauge(
+            "kuzet_tracked_entities",
+            "Entities a detector keeps state for, by the kind it raises.",
+            ["kind"],
+            registry=registry,
+        )
+        self.build = Info("kuzet_build", "Kuzet version.", registry=registry)
+        self.build.info({"version": _version()})
+        # Known label values start at zero: a stream with no events shows as 0, and
+        # the first alert of a kind is an increase Prometheus can see (a series
+        # born at 1 has no increase).
+        for stream in STREAMS:
+            for outcome in OUTCOMES:
+                self.events.labels(stream, outcome)
+        for kind in KIND_DOMAIN:
+            for severity in SEVERITY_RANK:
+                self.alerts.labels(kind, severity)
+        self._lag_partitions: set[tuple[str, str]] = set()
 
-    def record_batch(self, stream: str, out: BatchOutput, seconds: float, watermark: float) -> None:
-        """Count one processed batch."""
+    def record_batch(
+        self,
+        stream: str,
+        out: BatchOutput,
+        seconds: float,
+        watermark: float,
+        now: float | None = None,
+    ) -> None:
+        """Count one processed batch; ``now`` (epoch seconds) is for tests."""
         for outcome, count in out.outcomes.items():
             self.events.labels(stream, outcome).inc(count)
         for alert in out.alerts:
@@ -64,3 +140,41 @@ class Metrics:
         self.batch_seconds.labels(stream).observe(seconds)
         if watermark != float("-inf"):
             self.watermark.labels(stream).set(watermark)
+        times = out.event_times
+        if times:
+            now = time.time() if now is None else now
+            lag = self.event_lag.labels(stream)
+            for ts in times[:: max(1, len(times) // LAG_SAMPLES_PER_BATCH)]:
+                lag.observe(max(0.0, now - ts.timestamp()))
+
+    def record_engine(self, engine: Engine) -> None:
+        """Entities tracked by each detector of ``engine`` (summed per kind)."""
+        totals: dict[str, int] = {}
+        for detector in engine.detectors:
+            totals[detector.kind] = totals.get(detector.kind, 0) + detector.n_entities
+        for kind, count in totals.items():
+            self.tracked_entities.labels(kind).set(count)
+
+    def record_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Set the lag of each ``(stream, partition)``; drop partitions no longer assigned."""
+        current = {(stream, str(partition)) for stream, partition in lags}
+        for labels in self._lag_partitions - current:
+            self.consumer_lag.remove(*labels)
+        for (stream, partition), lag in lags.items():
+            self.consumer_lag.labels(stream, str(partition)).set(lag)
+        self._lag_partitions = current
+
+
+def exported_names(registry: CollectorRegistry) -> set[str]:
+    """Every series name the registry's metrics can expose (with type suffixes)."""
+    names: set[str] = set()
+    for family in registry.collect():
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+    return names
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kuzet")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from detectors.engine import DUPLICATE, LATE, Engine
@@ -57,6 +58,9 @@ class BatchOutput:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: Event times of the accepted events (filled by :meth:`Processor.handle`, for
+    #: the event-time lag metric; the backtest's per-record path leaves it empty).
+    event_times: list[datetime] = field(default_factory=list)
 
 
 class Processor:
@@ -70,8 +74,11 @@ class Processor:
     ) -> BatchOutput:
         """Process a batch of ``(value, key, source)`` records of one stream."""
         out = BatchOutput()
+        times = out.event_times
         for value, key, source in records:
-            self.handle_one(stream, value, key, source, out)
+            event = self.handle_one(stream, value, key, source, out)
+            if event is not None:
+                times.append(event.ts)
         return out
 
     def handle_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 import msgspec
@@ -133,3 +134,53 @@ async def test_metrics_count_batches_by_bounded_labels(kuzet):
         value("kuzet_alerts_total", {"kind": "moratorium_violation", "severity": "critical"}) == 1
     )
     assert value("kuzet_dead_letters_total", {"stream": "inspections", "reason": "not_object"}) == 1
+
+
+class Query:
+    """The part of a Faust web request the pages read."""
+
+    def __init__(self, **query: str) -> None:
+        self.query = query
+
+
+async def alerts_page(app, **query: str):
+    response = await app.pages["/alerts"](app.app.web, Query(**query))
+    return response.status, json.loads(response.body)
+
+
+async def test_alerts_page_lists_recent_alerts_newest_first_filtered(kuzet):
+    app, publisher = kuzet
+    async with app.agents["inspections"].test_context() as agent:
+        await agent.put(inspection("i-1", "B-1"), key=b"B-1")
+        await agent.put(inspection("i-2", "B-2"), key=b"B-2")
+        await agent.put(inspection("i-3", "B-3", size="large"), key=b"B-3")
+        await drain(publisher, 3)
+
+    status, body = await alerts_page(app)
+    assert status == 200
+    assert [a["entity"] for a in body] == ["B-2", "B-1"]
+    assert body[0]["kind"] == "moratorium_violation"
+    assert body[0]["event_ids"] == ["i-2"]
+
+    _, body = await alerts_page(app, kind="moratorium_violation", severity="critical", limit="1")
+    assert [a["entity"] for a in body] == ["B-2"]
+    _, body = await alerts_page(app, severity="warning")
+    assert body == []
+
+
+async def test_alerts_page_refuses_bad_parameters(kuzet):
+    app, _ = kuzet
+    for query in ({"limit": "lots"}, {"limit": "0"}, {"limit": "1001"}, {"kind": "nope"}):
+        status, body = await alerts_page(app, **query)
+        assert status == 400
+        assert body["error"]
+
+
+async def test_alerts_ring_is_bounded(kuzet):
+    app, publisher = kuzet
+    app.recent._ring = type(app.recent._ring)(maxlen=2)
+    async with app.agents["inspections"].test_context() as agent:
+        for i in range(4):
+            await agent.put(inspection(f"i-{i}", f"B-{i}"), key=b"B")
+        await drain(publisher, 4)
+    assert [a.entity for a in app.recent.query()] == ["B-3", "B-2"]

@@ -1,0 +1,162 @@
+"""Unit tests of streams/metrics.py: a fresh CollectorRegistry per test."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from detectors.base import Detector
+from detectors.engine import Engine, make_alert
+from detectors.events import KIND_DOMAIN, STREAMS
+from streams.metrics import LAG_SAMPLES_PER_BATCH, OUTCOMES, Metrics, exported_names
+from streams.processor import BatchOutput, DeadLetter, Source
+
+NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def alert(kind: str = "moratorium_violation", severity: str = "critical", entity: str = "B-1"):
+    return make_alert(
+        kind=kind,
+        entity=entity,
+        finding=entity,
+        ts=NOW,
+        severity=severity,
+        score=1.0,
+        reasons=["why"],
+        evidence={},
+        event_ids=["e-1"],
+    )
+
+
+def batch(times: list[datetime], **outcomes: int) -> BatchOutput:
+    return BatchOutput(outcomes=Counter(outcomes), event_times=times)
+
+
+def test_known_label_values_start_at_zero(metrics):
+    # A series born at 1 shows Prometheus no increase: the first alert would be missed.
+    for stream in STREAMS:
+        for outcome in OUTCOMES:
+            assert value(metrics, "kuzet_events_total", stream=stream, outcome=outcome) == 0
+    for kind in KIND_DOMAIN:
+        assert value(metrics, "kuzet_alerts_total", kind=kind, severity="critical") == 0
+
+
+def test_record_batch_counts_outcomes_alerts_dead_letters_and_watermark(metrics):
+    out = batch([NOW], ok=3, invalid=1, late=1)
+    out.alerts += [alert(), alert(entity="B-2"), alert("repeat_inspection", "warning")]
+    source = Source("inspections", 0, 7)
+    out.dead_letters += [
+        DeadLetter("inspections", b"x", None, "not JSON: ...", "not_json", source),
+        DeadLetter("inspections", b"y", None, "late: ...", "late", source),
+    ]
+    metrics.record_batch("inspections", out, 0.002, 1_700_000_000.0, now=NOW.timestamp())
+
+    assert value(metrics, "kuzet_events_total", stream="inspections", outcome="ok") == 3
+    assert value(metrics, "kuzet_events_total", stream="inspections", outcome="late") == 1
+    assert (
+        value(metrics, "kuzet_alerts_total", kind="moratorium_violation", severity="critical") == 2
+    )
+    assert value(metrics, "kuzet_alerts_total", kind="repeat_inspection", severity="warning") == 1
+    assert value(metrics, "kuzet_dead_letters_total", stream="inspections", reason="late") == 1
+    assert value(metrics, "kuzet_batch_seconds_count", stream="inspections") == 1
+    assert (
+        value(metrics, "kuzet_watermark_timestamp_seconds", stream="inspections") == 1_700_000_000
+    )
+
+
+def test_no_watermark_before_the_first_event(metrics):
+    metrics.record_batch("payments", batch([], invalid=1), 0.001, float("-inf"))
+    assert value(metrics, "kuzet_watermark_timestamp_seconds", stream="payments") is None
+
+
+def test_event_lag_is_wall_time_minus_event_time(metrics):
+    times = [NOW - timedelta(seconds=3), NOW - timedelta(hours=2), NOW + timedelta(seconds=9)]
+    metrics.record_batch("payroll", batch(times, ok=3), 0.001, 0.0, now=NOW.timestamp())
+
+    assert value(metrics, "kuzet_event_lag_seconds_count", stream="payroll") == 3
+    # An event from the future (producer clock skew) counts as no lag, not negative.
+    assert value(metrics, "kuzet_event_lag_seconds_sum", stream="payroll") == 3 + 7200
+    assert value(metrics, "kuzet_event_lag_seconds_bucket", stream="payroll", le="1.0") == 1
+    assert value(metrics, "kuzet_event_lag_seconds_bucket", stream="payroll", le="5.0") == 2
+    assert value(metrics, "kuzet_event_lag_seconds_bucket", stream="payroll", le="3600.0") == 2
+    assert value(metrics, "kuzet_event_lag_seconds_bucket", stream="payroll", le="10800.0") == 3
+
+
+def test_event_lag_samples_a_large_batch(metrics):
+    times = [NOW - timedelta(seconds=i) for i in range(1000)]
+    metrics.record_batch("payments", batch(times, ok=1000), 0.01, 0.0, now=NOW.timestamp())
+    observed = value(metrics, "kuzet_event_lag_seconds_count", stream="payments")
+    assert LAG_SAMPLES_PER_BATCH <= observed <= 2 * LAG_SAMPLES_PER_BATCH
+
+
+class Tracking(Detector):
+    kind = "repeat_inspection"
+    stream = "inspections"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    @property
+    def n_entities(self) -> int:
+        return self.n
+
+
+def test_tracked_entities_per_kind(metrics):
+    metrics.record_engine(Engine([Tracking(4), Tracking(3)]))
+    assert value(metrics, "kuzet_tracked_entities", kind="repeat_inspection") == 7
+
+
+def test_consumer_lag_per_partition_forgets_revoked_partitions(metrics):
+    metrics.record_consumer_lag({("payments", 0): 5, ("payments", 1): 0})
+    assert value(metrics, "kuzet_consumer_lag", stream="payments", partition="0") == 5
+    assert value(metrics, "kuzet_consumer_lag", stream="payments", partition="1") == 0
+
+    metrics.record_consumer_lag({("payments", 1): 2})
+    assert value(metrics, "kuzet_consumer_lag", stream="payments", partition="0") is None
+    assert value(metrics, "kuzet_consumer_lag", stream="payments", partition="1") == 2
+
+
+def test_build_info(metrics):
+    [sample] = [s for f in metrics.registry.collect() if f.name == "kuzet_build" for s in f.samples]
+    assert sample.name == "kuzet_build_info"
+    assert sample.value == 1
+    assert sample.labels["version"]
+
+
+def test_exported_names_match_the_exposition(metrics):
+    metrics.record_batch("payments", batch([NOW], ok=1), 0.001, 0.0, now=NOW.timestamp())
+    metrics.record_consumer_lag({("payments", 0): 1})
+    metrics.record_engine(Engine([Tracking(1)]))
+    metrics.dead_letters.labels("payments", "not_json").inc()
+    exposed = {
+        line.split("{")[0].split(" ")[0]
+        for line in generate_latest(metrics.registry).decode().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert exposed <= exported_names(metrics.registry)
+    assert {"kuzet_event_lag_seconds_bucket", "kuzet_consumer_lag"} <= exposed
+
+
+def test_labels_are_bounded(metrics):
+    # Style guide: labels name streams, kinds, severities, outcomes, reasons; never an entity.
+    allowed = {"stream", "outcome", "kind", "severity", "reason", "partition", "version", "le"}
+    out = batch([NOW], ok=1)
+    out.alerts.append(alert(entity="SECRET-BUSINESS-ID"))
+    metrics.record_batch("inspections", out, 0.001, 0.0, now=NOW.timestamp())
+    text = generate_latest(metrics.registry).decode()
+    assert "SECRET-BUSINESS-ID" not in text
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            assert set(sample.labels) <= allowed, sample
