@@ -2,7 +2,8 @@
 
 Headcount comes from the stream itself: an employee counts from the first
 hire, accrual or payment that names them until their termination (a stream
-may start long after people were hired). Only terminations for
+may start long after people were hired); the final wages paid after a
+termination do not bring them back. Only terminations for
 ``redundancy`` count towards a layoff; contract ends, voluntary quits and
 dismissals for misconduct do not.
 
@@ -66,6 +67,9 @@ class _Staff:
     """An employer's known employees and its recent redundancies."""
 
     seen: dict[str, float] = field(default_factory=dict)  # employee -> last seen
+    # employee -> when terminated: their final wages are paid after they left, and
+    # must not count them back into the headcount
+    left: dict[str, float] = field(default_factory=dict)
     # (ts, employee, event id) of redundancies in the window
     redundancies: deque[tuple[float, str, str]] = field(default_factory=deque)
     base: int = 0  # headcount when the window's first redundancy fell
@@ -110,8 +114,10 @@ class MassLayoff(Detector):
             self._forget(staff, ts)
         employee = event.employee
         if event.type != "termination":
-            staff.seen[employee] = max(ts, staff.seen.get(employee, ts))
+            if event.type == "hire" or employee not in staff.left:
+                staff.seen[employee] = max(ts, staff.seen.get(employee, ts))
             return []
+        staff.left[employee] = ts
         if event.reason != "redundancy":
             staff.seen.pop(employee, None)
             return []
@@ -139,6 +145,8 @@ class MassLayoff(Detector):
         horizon = ts - FORGET_AFTER_DAYS * DAY
         for employee in [e for e, last in staff.seen.items() if last < horizon]:
             del staff.seen[employee]
+        for employee in [e for e, when in staff.left.items() if when < horizon]:
+            del staff.left[employee]
         staff.swept = ts
 
     def _alert(
