@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from detectors.engine import Engine
 from detectors.events import STREAMS
 from detectors.registry import build_engine
+from streams.checkpoint import Checkpointer, path_for
 from streams.codec import encode_alert
 from streams.metrics import Metrics
 from streams.processor import BatchOutput, Processor, Source
@@ -78,6 +79,7 @@ def create_app(
     engine: Engine | None = None,
     registry: CollectorRegistry | None = None,
     publisher: Publisher | None = None,
+    checkpointer: Checkpointer | None = None,
 ) -> KuzetApp:
     """Build the worker's Faust app from ``settings``."""
     app = faust.App(
@@ -100,10 +102,19 @@ def create_app(
     metrics = Metrics(registry or CollectorRegistry())
     publisher = publisher or Publisher(app, settings)
     recent = RecentAlerts()
+    checkpointer = checkpointer or Checkpointer(path_for(settings), settings.app_id)
     agents = {
-        stream: _add_agent(app, stream, settings, processor, publisher, metrics, recent)
+        stream: _add_agent(
+            app, stream, settings, processor, publisher, metrics, recent, checkpointer
+        )
         for stream in STREAMS
     }
+    if settings.checkpoint_seconds > 0:
+
+        @app.timer(settings.checkpoint_seconds)
+        async def checkpoint() -> None:
+            await checkpointer.save(processor.engine)
+
     streams_by_topic = {settings.topic(stream): stream for stream in STREAMS}
 
     @app.timer(GAUGE_REFRESH_SECONDS)
@@ -172,16 +183,21 @@ def _add_agent(
     publisher: Publisher,
     metrics: Metrics,
     recent: RecentAlerts,
+    checkpointer: Checkpointer,
 ) -> Any:
     topic = _raw_topic(app, settings.topic(stream))
     engine = processor.engine
 
     async def consume(events: faust.StreamT) -> None:
         async for batch in events.take_events(settings.batch_size, settings.batch_within):
-            started = time.perf_counter()
-            out = processor.handle(stream, [_record(event) for event in batch])
-            elapsed = time.perf_counter() - started
-            await publisher.publish(stream, out)
+            async with checkpointer.lock:  # a checkpoint never splits a batch
+                checkpointer.in_batch = True
+                started = time.perf_counter()
+                records = [_record(event) for event in batch]
+                out = processor.handle(stream, records)
+                elapsed = time.perf_counter() - started
+                await publisher.publish(stream, out)
+                checkpointer.advance(source for _, _, source in records)
             if out.alerts:
                 recent.add(out.alerts)
             metrics.record_batch(stream, out, elapsed, engine.watermark(stream))

@@ -33,8 +33,11 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
     )
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
+        import asyncio
+
         import faust
 
+        from streams import checkpoint
         from streams.app import create_app
 
         if args.from_beginning or args.from_time:
@@ -42,9 +45,24 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
 
             start_reprocessing(settings, args.from_time, args.from_beginning)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        kuzet = create_app(settings)
+        path = checkpoint.path_for(settings)
+        restored = checkpoint.load(path, settings.app_id) if settings.checkpoint_seconds else None
+        if restored is not None:
+            asyncio.run(checkpoint.rewind(settings, restored.positions))
+        checkpointer = checkpoint.Checkpointer(
+            path, settings.app_id, restored.positions if restored else None
+        )
+        kuzet = create_app(
+            settings, engine=restored.engine if restored else None, checkpointer=checkpointer
+        )
         worker = faust.Worker(kuzet.app, loglevel=settings.log_level)
-        worker.execute_from_commandline()  # returns only by SystemExit
+        try:
+            worker.execute_from_commandline()  # returns only by SystemExit
+        finally:
+            # A last checkpoint, unless a batch was cut short (its alerts may be unsent):
+            # then the previous one stands, and the batch is read again.
+            if settings.checkpoint_seconds and not checkpointer.in_batch:
+                checkpoint.save(path, checkpointer.snapshot(kuzet.processor.engine))
         return 0
 
     return run

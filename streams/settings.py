@@ -79,6 +79,9 @@ class Settings:
     # Producer linger: 5 ms lets alert and dead-letter sends share requests.
     producer_linger: float = 0.005
     state_dir: Path = Path(".kuzet")
+    # Detector state is checkpointed this often (seconds; 0 turns it off): a restart
+    # re-reads at most this much of the input.
+    checkpoint_seconds: float = 30.0
     log_level: str = "info"
     detection: DetectionConfig = field(default_factory=DetectionConfig)
 
@@ -154,6 +157,7 @@ class Settings:
             batch_within=_number(env, "KUZET_BATCH_WITHIN_MS", cls.batch_within * 1000) / 1000,
             producer_linger=_number(env, "KUZET_PRODUCER_LINGER_MS", 5) / 1000,
             state_dir=Path(get("KUZET_STATE_DIR", str(cls.state_dir))),
+            checkpoint_seconds=_number(env, "KUZET_CHECKPOINT_SECONDS", cls.checkpoint_seconds),
             log_level=get("KUZET_LOG_LEVEL", cls.log_level).lower(),
             detection=detection,
         )
