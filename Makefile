@@ -23,8 +23,12 @@ $(TOOLS)/.installed:
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check 'check-jsonschema>=0.29'
 	touch $@
 
+# Debian's prometheus and prometheus-alertmanager (promtool, amtool and both
+# servers, for the deploy/ and end-to-end tests), installed when missing with
+# their system services left stopped: they would take the Kafka controller's 9093.
 setup: $(VENV)/.installed $(TOOLS)/.installed
 	$(KAFKA) fetch
+	scripts/install-prometheus.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
