@@ -143,6 +143,8 @@ class SalaryArrears(Detector):
         book = self._books.pop(key, None)
         if book is None:
             return []
+        if not book.accrued:
+            return []  # only payments for a period never accrued: no deadline was at stake
         employer, period = key
         unpaid = []
         owed = 0.0

@@ -142,7 +142,7 @@ class PayrollAnomaly(Detector):
         drifting = []
         if slip >= self.min_delay_days and later:
             drifting.append("pay_day")
-        if cut >= self.min_cut:
+        if round(cut, 9) >= self.min_cut:  # rounded: 1 - 0.9 is 0.0999..98 in floating point
             drifting.append("wages")
         if not drifting:
             return []

@@ -39,7 +39,14 @@ START = datetime(2022, 10, 1, 3, tzinfo=UTC)  # 09:00 in Almaty, three months be
 DAYS = 120
 PARTITIONS = 3
 #: Kinds this stream is built to trigger, so that their checks cannot pass vacuously.
-MUST_ALERT = {"moratorium_violation", "repeat_inspection", "inspector_anomaly"}
+MUST_ALERT = {
+    "salary_arrears",
+    "payroll_anomaly",
+    "mass_layoff",
+    "moratorium_violation",
+    "repeat_inspection",
+    "inspector_anomaly",
+}
 #: Optional fields of each stream (contract), dropped to test their defaults.
 OPTIONAL = {"payments": ("channel", "purpose"), "payroll": (), "inspections": ()}
 
@@ -102,8 +109,10 @@ def payroll(rng: random.Random) -> list[PayrollEvent]:
                 )
                 if e == 4 and month >= 1:
                     continue  # EMP-4 stops paying: arrears
+                # EMP-2 pays its December wages a week late: a slipping pay day, past the due date.
+                slip = 7 if (e, month) == (2, 2) else 0
                 add(
-                    30 * month + 35 + rng.uniform(0, 4),
+                    30 * month + 35 + slip + rng.uniform(0, 4),
                     type="payment",
                     employer=employer,
                     employee=worker,
@@ -216,7 +225,7 @@ def alerts_of(index: int, transform: Callable[[Any], Any] = lambda e: e) -> list
     return feed(engine, stream, [transform(e) for e in events_of(stream)])
 
 
-def test_the_registry_ships_the_inspection_detectors():
+def test_the_registry_ships_every_kind_this_stream_triggers():
     kinds = [d.kind for d in shipped()]
     assert set(kinds) >= MUST_ALERT
     assert len(kinds) == len(set(kinds))
