@@ -7,8 +7,9 @@ speaks when a month stands far from them, before a due date is missed.
 
 For each employer and pay period it takes two figures:
 
-- **pay day**: how many days after the period's end its first wage payment
-  came (an employer pays everyone at about the same time);
+- **pay day**: how many days after the period's end (midnight UTC; only
+  differences between periods are compared, so the zone does not matter) its
+  first wage payment came (an employer pays everyone at about the same time);
 - **wage change**: the median, over employees accrued in both, of this
   period's accrual against the same employee's previous one (a per-head
   average would move with every hire and leaver; the same people's wages
@@ -20,7 +21,7 @@ is at least ``min_delay_days`` later than usual *and* later than the previous
 period's (a drift, not a one-off), or when the same employees' wages fall by
 ``min_cut`` or more. Warm-up: ``warm_up_periods`` periods of history before it speaks.
 One alert per employer and finding, raised again as critical when both
-figures drift at once.
+figures drift at once; a period judged normal ends the finding.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class PayrollAnomaly(Detector):
         if round(cut, 9) >= self.min_cut:  # rounded: 1 - 0.9 is 0.0999..98 in floating point
             drifting.append("wages")
         if not drifting:
+            employer.severity = "info"  # a normal period ends the finding: a later drift is new
             return []
         severity = "critical" if len(drifting) == 2 else "warning"
         if SEVERITY_RANK[severity] <= SEVERITY_RANK[employer.severity]:

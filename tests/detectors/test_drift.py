@@ -245,3 +245,10 @@ def test_fresh_runs_are_identical():
     first = run(events)
     assert first
     assert run(events) == first
+
+
+def test_a_normal_period_ends_the_finding_so_a_later_slip_alerts_again():
+    # Guards a gap found in review: once warned, an employer never alerted again.
+    alerts = run(history(2.5, 2.5, 6.5, 6.5, 6.5, 11.0))  # six periods
+    assert [a.evidence["period"] for a in alerts] == [PERIODS[2], PERIODS[5]]
+    assert alerts[0].alert_id != alerts[1].alert_id
