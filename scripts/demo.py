@@ -164,6 +164,7 @@ async def run_demo(prefix: str, worker: subprocess.Popen) -> int:
             if ln.startswith(
                 ("kuzet_events_total", "kuzet_alerts_total", "kuzet_dead_letters_total")
             )
+            and not ln.endswith(" 0.0")  # every label starts at 0: show what happened
         ]
     say(f"== metrics at http://127.0.0.1:{WEB_PORT}/metrics")
     for line in lines:
