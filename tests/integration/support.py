@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from detectors.events import STREAMS
@@ -119,3 +120,21 @@ async def wait_until(predicate, timeout: float = 60.0, every: float = 0.2) -> No
             return
         await asyncio.sleep(every)
     raise AssertionError("condition not met in time")
+
+
+def inspection(
+    event_id: str, ts: str, business: str, size: str = "small", basis: str = "routine"
+) -> bytes:
+    """An inspection event's bytes (an unscheduled visit; routine ground by default)."""
+    return msgspec.json.encode(
+        {
+            "event_id": event_id,
+            "ts": ts,
+            "business": business,
+            "business_size": size,
+            "authority": "AUTH-1",
+            "inspector": "INS-1",
+            "kind": "unscheduled",
+            "basis": basis,
+        }
+    )

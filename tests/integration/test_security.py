@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from detectors.registry import build_engine
 from streams.codec import decode_alert, decode_event
 from streams.settings import Settings
-from tests.integration.support import Topics, consume
+from tests.integration.support import Topics, consume, inspection
 
 pytestmark = pytest.mark.integration
 
@@ -89,21 +89,6 @@ def worker_env(
     if "SSL" in protocol and cafile:
         env["KUZET_KAFKA_SSL_CAFILE"] = cafile
     return env
-
-
-def inspection(event_id: str, ts: str, business: str, size: str = "small", basis: str = "routine"):
-    return msgspec.json.encode(
-        {
-            "event_id": event_id,
-            "ts": ts,
-            "business": business,
-            "business_size": size,
-            "authority": "AUTH-1",
-            "inspector": "INS-1",
-            "kind": "unscheduled",
-            "basis": basis,
-        }
-    )
 
 
 # A routine inspection of a small business inside the moratorium: one violation.

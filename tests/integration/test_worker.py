@@ -9,24 +9,9 @@ import pytest
 
 from detectors.registry import build_engine
 from streams.codec import decode_alert, decode_event
-from tests.integration.support import Topics, consume
+from tests.integration.support import Topics, consume, inspection
 
 pytestmark = pytest.mark.integration
-
-
-def inspection(event_id: str, ts: str, business: str, size: str = "small", basis: str = "routine"):
-    return msgspec.json.encode(
-        {
-            "event_id": event_id,
-            "ts": ts,
-            "business": business,
-            "business_size": size,
-            "authority": "AUTH-1",
-            "inspector": "INS-1",
-            "kind": "unscheduled",
-            "basis": basis,
-        }
-    )
 
 
 # Within a day of each other, so none is late whichever partition its key lands on
