@@ -27,9 +27,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from detectors.engine import Engine, SnapshotError
+from streams.offsets import client_kwargs, commit_offsets
 from streams.processor import Source
 from streams.settings import Settings
 
@@ -140,20 +140,12 @@ async def rewind(settings: Settings, positions: dict[tuple[str, int], int]) -> N
     consumer = AIOKafkaConsumer(
         group_id=settings.app_id,
         enable_auto_commit=False,
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id="kuzet-checkpoint",
-        **settings.security.aiokafka_kwargs(),
+        **client_kwargs(settings, "kuzet-checkpoint"),
     )
     try:
         await consumer.start()
-        partitions = [TopicPartition(topic, partition) for topic, partition in positions]
-        consumer.assign(partitions)
-        await consumer.commit(
-            {
-                TopicPartition(topic, partition): OffsetAndMetadata(offset + 1, "kuzet checkpoint")
-                for (topic, partition), offset in positions.items()
-            }
-        )
+        offsets = {TopicPartition(t, p): offset + 1 for (t, p), offset in positions.items()}
+        await commit_offsets(consumer, offsets, "kuzet checkpoint")
         logger.info("resuming %d partitions from the checkpoint's positions", len(positions))
     except KafkaError as exc:
         # Another member of the group is running: its offsets stand; the restored

@@ -177,6 +177,19 @@ def run_until_stopped(main: Coroutine[Any, Any, Any]) -> bool:
 # --- reprocessing with the live worker ---------------------------------------------
 
 
+async def commit_offsets(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], note: str
+) -> None:
+    """Commit ``offsets`` for the consumer's group before the worker joins it.
+
+    A consumer with a group id but a manual assignment commits as a "simple"
+    member, which Kafka allows while no member of the group is active; else it
+    raises :class:`KafkaError`.
+    """
+    consumer.assign(list(offsets))
+    await consumer.commit({tp: OffsetAndMetadata(o, note) for tp, o in offsets.items()})
+
+
 def check_reprocessing_group(settings: Settings, option: str) -> None:
     """Refuse to reprocess into the production consumer group (the default app id)."""
     if settings.app_id == PRODUCTION_APP_ID:
@@ -224,12 +237,7 @@ async def prepare_reprocessing(settings: Settings, when: datetime | None, option
             return len(partitions)
         end = await consumer.end_offsets(partitions)
         offsets = await start_offsets(consumer, partitions, when, end)
-        consumer.assign(partitions)
-        # A consumer with a group id but a manual assignment commits as a
-        # "simple" member: allowed because the group is empty (checked above).
-        await consumer.commit(
-            {tp: OffsetAndMetadata(offset, f"kuzet {option}") for tp, offset in offsets.items()}
-        )
+        await commit_offsets(consumer, offsets, f"kuzet {option}")  # the group is empty (above)
         logger.info(
             "reprocessing group %s starts at %s: %d records to read",
             group,
