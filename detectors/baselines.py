@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from functools import lru_cache
 from typing import Any
 
 from detectors.base import Context, Detector
 from detectors.engine import Engine, make_alert
-from detectors.events import Alert, Inspection, Payment, PayrollEvent
+from detectors.events import Alert, Inspection, Payment, PayrollEvent, day_after_period
 from detectors.registry import DetectionConfig
 
 DAY = 86400.0
@@ -92,9 +92,7 @@ def month_after(period: str, day: int) -> float:
     >>> _utc(month_after("2021-12", 11)).isoformat()
     '2022-01-11T00:00:00+00:00'
     """
-    year, month = int(period[:4]), int(period[5:7])
-    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return datetime(year, month, day, tzinfo=UTC).timestamp()
+    return datetime.combine(day_after_period(period, day), time(0), UTC).timestamp()
 
 
 # --- sliding windows ------------------------------------------------------------

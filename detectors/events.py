@@ -14,7 +14,7 @@ fields required by the payroll event's ``type``) are checked in
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -71,6 +71,17 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
 #: Most event ids one alert may cite (contract: ``event_ids`` <= 100).
 MAX_ALERT_EVENT_IDS = 100
+
+
+def day_after_period(period: str, day: int) -> date:
+    """The calendar date ``day`` of the month after ``period`` (``YYYY-MM``).
+
+    >>> day_after_period("2021-12", 10)
+    datetime.date(2022, 1, 10)
+    """
+    year, month = int(period[:4]), int(period[5:7])
+    return date(year + month // 12, month % 12 + 1, day)
+
 
 #: Payroll types that carry money and so need ``period`` and ``amount``.
 MONEY_TYPES = frozenset({"accrual", "payment"})

@@ -44,12 +44,12 @@ nothing owed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, PayrollEvent
+from detectors.events import SEVERITY_RANK, Alert, PayrollEvent, day_after_period
 
 DEFAULT_DUE_DAY = 10
 #: Whole-tenge rounding loses under 1 tenge; a larger shortfall is money missing.
@@ -112,8 +112,7 @@ class SalaryArrears(Detector):
         """The deadline of ``period`` (``YYYY-MM``): local midnight ending the due day."""
         deadline = self._due_cache.get(period)
         if deadline is None:
-            year, month = int(period[:4]), int(period[5:7])
-            following = date(year + month // 12, month % 12 + 1, self.due_day)
+            following = day_after_period(period, self.due_day)
             moment = datetime.combine(following + timedelta(days=1), time(0), self._tz)
             deadline = self._due_cache[period] = moment.timestamp()
         return deadline

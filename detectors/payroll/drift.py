@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 
 from river import stats
 
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, PayrollEvent
+from detectors.events import SEVERITY_RANK, Alert, PayrollEvent, day_after_period
 
 DAY = 86400.0
 #: Pay days move by a day either way by habit; three days later than usual is a slip.
@@ -95,9 +95,7 @@ class PayrollAnomaly(Detector):
     def _end(self, period: str) -> float:
         end = self._period_end.get(period)
         if end is None:
-            year, month = int(period[:4]), int(period[5:7])
-            following = date(year + month // 12, month % 12 + 1, 1)
-            moment = datetime.combine(following, time(0), UTC)
+            moment = datetime.combine(day_after_period(period, 1), time(0), UTC)
             end = self._period_end[period] = moment.timestamp()
         return end
 
