@@ -438,3 +438,41 @@ def test_the_detector_does_not_mutate_its_input():
     copies = [pickle.loads(pickle.dumps(event)) for event in events]
     run(small(), events)
     assert events == copies
+
+
+# --- an inspector's own pace -----------------------------------------------------------
+
+
+def turning_world(before: int, after: int, turn_day: int = 60, days: int = 100):
+    """Peers at 3 a day throughout; ROGUE at ``before`` a day, then ``after``."""
+    events = shifts(AFTER_MORATORIUM, dict.fromkeys(PEERS, 3), range(days))
+    events += shifts(AFTER_MORATORIUM, {"ROGUE": before}, range(turn_day))
+    events += shifts(AFTER_MORATORIUM, {"ROGUE": after}, range(turn_day, days))
+    return events
+
+
+def test_a_slow_inspector_tripling_its_pace_to_twice_the_peers_alerts():
+    alerts = feed(small(), turning_world(before=2, after=6))
+    assert {a.entity for a in alerts} == {"ROGUE"}
+    first = alerts[0]
+    # 6 a day is twice the peers' 3, and three times its own 2 of the days before.
+    assert "3.0 times its own pace" in first.reasons[0]
+    # Twice the peers' month takes 30 days at the new pace... (day 60 + 30 at most)
+    assert first.ts < AFTER_MORATORIUM + timedelta(days=91)
+
+
+def test_working_at_twice_the_peers_from_the_start_is_habit_not_a_turn():
+    assert feed(small(), turning_world(before=6, after=6)) == []
+
+
+def test_doubling_its_own_pace_is_not_a_turn():
+    # 3 -> 6 a day: twice the peers' and twice its own pace, under the 2.5x bar.
+    assert feed(small(), turning_world(before=3, after=6)) == []
+
+
+def test_a_turn_needs_three_weeks_of_its_own_record_before_the_window():
+    # Turning on day 15: when its 30 days at the new pace are full, the 15 days before
+    # are too few to judge; by the time 21 are, they include the new pace.
+    assert feed(small(), turning_world(before=2, after=6, turn_day=15)) == []
+    # The same turn on day 40 is judged (39 days of the old pace before the window).
+    assert feed(small(), turning_world(before=2, after=6, turn_day=40))
