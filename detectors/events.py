@@ -141,6 +141,47 @@ class Inspection(Struct, frozen=True, gc=False):
     basis: Annotated[str, Meta(min_length=1, max_length=64)]
 
 
+Side = Literal["in", "out", "both"]
+
+
+class Activity(Struct, frozen=True, gc=False):
+    """A payment as the accounts on its sides see it: what payments detectors read.
+
+    Payments arrive keyed by payer, but a pyramid or a mule shows in what an
+    account *receives* as much as in what it sends. Each payment is therefore
+    seen from both sides: money in for ``payee``, money out for ``payer``.
+    Offline (and whenever one process sees every payment) one activity carries
+    both sides (``side="both"``); the live worker repartitions payments by
+    account and, when payee and payer live in different partitions, hands each
+    partition only its own side (``"in"`` or ``"out"``). Either way every
+    account sees each of its payments exactly once.
+    """
+
+    payment: Payment
+    side: Side = "both"
+
+    @property
+    def event_id(self) -> str:
+        """Duplicate key: the two halves of one payment are different activities."""
+        if self.side == "both":
+            return self.payment.event_id
+        return f"{self.payment.event_id}#{self.side}"
+
+    @property
+    def ts(self) -> datetime:
+        return self.payment.ts
+
+    @property
+    def incoming(self) -> bool:
+        """Does this activity carry the payee's side (money in)?"""
+        return self.side != "out"
+
+    @property
+    def outgoing(self) -> bool:
+        """Does this activity carry the payer's side (money out)?"""
+        return self.side != "in"
+
+
 Event = Payment | PayrollEvent | Inspection
 
 #: Record type of each logical stream.

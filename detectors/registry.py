@@ -13,6 +13,8 @@ from detectors.inspections.inspector import InspectorAnomaly
 from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat import RepeatInspection
 from detectors.inspections.rules import InspectionRules
+from detectors.payments.mule import MuleAccount
+from detectors.payments.pyramid import PyramidScheme
 from detectors.payroll.arrears import SalaryArrears
 from detectors.payroll.drift import PayrollAnomaly
 from detectors.payroll.layoff import MassLayoff
@@ -34,6 +36,8 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
     rules = config.inspections
     moratorium, repeat, inspector = rules.moratorium, rules.repeat, rules.inspector
     detectors = [
+        PyramidScheme(),
+        MuleAccount(),
         SalaryArrears(timezone=config.timezone),
         PayrollAnomaly(),
         MassLayoff(),

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from detectors.engine import DUPLICATE, LATE, Engine
-from detectors.events import Alert
+from detectors.events import Activity, Alert
 from streams.codec import InvalidEvent, decode_event
 
 #: Outcome of a record that could not be decoded (beside the engine's outcomes).
@@ -103,7 +103,9 @@ class Processor:
                 DeadLetter(stream, value, key, exc.reason, exc.category, source)
             )
             return None
-        result = self.engine.process(stream, event, source.partition)
+        # Payments detectors read both sides of a payment (detectors.events.Activity).
+        seen = Activity(event) if stream == "payments" else event
+        result = self.engine.process(stream, seen, source.partition)
         outcome = result.outcome
         out.outcomes[outcome] += 1
         if result.alerts:

@@ -30,7 +30,15 @@ import pytest
 
 from detectors.base import Detector
 from detectors.engine import Engine
-from detectors.events import KEY_FIELDS, KIND_DOMAIN, Alert, Inspection, Payment, PayrollEvent
+from detectors.events import (
+    KEY_FIELDS,
+    KIND_DOMAIN,
+    Activity,
+    Alert,
+    Inspection,
+    Payment,
+    PayrollEvent,
+)
 from detectors.registry import build_engine
 from streams.codec import decode_event
 from tests.detectors.support import validate_alert
@@ -40,6 +48,8 @@ DAYS = 120
 PARTITIONS = 3
 #: Kinds this stream is built to trigger, so that their checks cannot pass vacuously.
 MUST_ALERT = {
+    "pyramid_scheme",
+    "mule_account",
     "salary_arrears",
     "payroll_anomaly",
     "mass_layoff",
@@ -74,9 +84,10 @@ def payments(rng: random.Random) -> list[Payment]:
                 **fields,
             )
         )
-    # One collector: many payers in a week, most of it forwarded on.
+    # One collector: many new payers of round sums in two days (a pyramid's recruiting),
+    # most of each passed on within the hour (a mule's forwarding).
     for i in range(40):
-        ts = START + timedelta(days=60, hours=i)
+        ts = START + timedelta(days=80, hours=i)  # after the mid-stream checkpoint
         events.append(Payment(f"fan-in-{i}", ts, f"NEW-{i}", "HUB", 50_000.0, channel="card"))
         events.append(Payment(f"fan-out-{i}", ts + timedelta(minutes=30), "HUB", "OUT", 45_000.0))
     return events
@@ -200,7 +211,9 @@ def partition(stream: str, event: Any) -> int:
 def feed(engine: Engine, stream: str, events: list[Any]) -> list[Alert]:
     alerts: list[Alert] = []
     for event in events:
-        result = engine.process(stream, event, partition(stream, event))
+        # Payments detectors see both sides of a payment, as streams.processor hands them.
+        seen = Activity(event) if stream == "payments" else event
+        result = engine.process(stream, seen, partition(stream, event))
         assert result.outcome != "failed", result.failures
         alerts.extend(result.alerts)
     assert engine.timer_failures == 0

@@ -1,0 +1,1 @@
+"""Payments detectors: pyramid schemes, money mules and anomalous payment behaviour."""
