@@ -13,6 +13,8 @@ from detectors.inspections.inspector import InspectorAnomaly
 from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat import RepeatInspection
 from detectors.inspections.rules import InspectionRules
+from detectors.payments.anomaly import PaymentAnomaly
+from detectors.payments.ledger import Payers
 from detectors.payments.mule import MuleAccount
 from detectors.payments.pyramid import PyramidScheme
 from detectors.payroll.arrears import SalaryArrears
@@ -35,9 +37,11 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
     config = config or DetectionConfig()
     rules = config.inspections
     moratorium, repeat, inspector = rules.moratorium, rules.repeat, rules.inspector
+    payers = Payers()  # who has paid whom: one memory for both payments detectors
     detectors = [
-        PyramidScheme(),
-        MuleAccount(),
+        PyramidScheme(payers=payers),
+        MuleAccount(payers=payers),
+        PaymentAnomaly(),
         SalaryArrears(timezone=config.timezone),
         PayrollAnomaly(),
         MassLayoff(),

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
 from detectors.events import SEVERITY_RANK, Activity, Alert
-from detectors.payments.sketch import Seen
+from detectors.payments.ledger import Payers
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -78,7 +78,6 @@ IDLE_DAYS = 30
 
 @dataclass(slots=True)
 class _Account:
-    payers: Seen = field(default_factory=Seen)
     # Inflows waiting to be forwarded: (ts, amount, payer, event id).
     pending: deque[tuple[float, float, str, str]] = field(default_factory=deque)
     # Forwards within the window:
@@ -105,6 +104,7 @@ class MuleAccount(Detector):
         min_forwards: int = DEFAULT_MIN_FORWARDS,
         critical_forwards: int = DEFAULT_CRITICAL_FORWARDS,
         min_amount: float = DEFAULT_MIN_AMOUNT,
+        payers: Payers | None = None,
     ) -> None:
         self.forward_hours = forward_hours
         self.min_share = min_share
@@ -112,6 +112,7 @@ class MuleAccount(Detector):
         self.min_forwards = min_forwards
         self.critical_forwards = critical_forwards
         self.min_amount = min_amount
+        self.payers = payers if payers is not None else Payers()
         self._accounts: dict[str, _Account] = {}
         self._swept_day = -1
 
@@ -122,19 +123,18 @@ class MuleAccount(Detector):
     def update(self, event: Activity, ctx: Context) -> list[Alert]:
         payment, ts = event.payment, ctx.ts
         day = int(ts // DAY)
-        if day != self._swept_day:
+        if day > self._swept_day:  # a late event from yesterday does not sweep again
             self._sweep(ts, day)
         channel = payment.channel
-        if event.incoming and channel != "cash_out":
+        self.payers.observe(event, ts)  # every payer: paying any back is no forward
+        if event.incoming and channel != "cash_out" and payment.amount >= self.min_amount:
             account = self._accounts.get(payment.payee)
             if account is None:
                 account = self._accounts[payment.payee] = _Account()
-            account.payers.add(payment.payer)  # every payer: paying any back is no forward
             account.last_ts = ts
-            if payment.amount >= self.min_amount:
-                account.pending.append((ts, payment.amount, payment.payer, payment.event_id))
-                if len(account.pending) > MAX_PENDING:
-                    account.pending.popleft()
+            account.pending.append((ts, payment.amount, payment.payer, payment.event_id))
+            if len(account.pending) > MAX_PENDING:
+                account.pending.popleft()
         if event.outgoing and channel != "cash_in":
             account = self._accounts.get(payment.payer)
             if account is not None and account.pending:
@@ -147,7 +147,7 @@ class MuleAccount(Detector):
         horizon = ts - self.forward_hours * HOUR
         while pending and pending[0][0] < horizon:
             pending.popleft()
-        if payment.channel != "cash_out" and payment.payee in account.payers:
+        if payment.channel != "cash_out" and self.payers.has_paid(payment.payee, name):
             return []  # paying a payer back: a refund or a "return", not a forward
         amount = payment.amount
         for index in range(len(pending) - 1, -1, -1):  # the newest inflow it can carry on

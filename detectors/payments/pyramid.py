@@ -10,8 +10,8 @@ the severity when they come.
 Per collecting account, by day of event time over the last ``window_days``:
 
 - **stakes**: payments from payers new to the account (a Bloom filter of its
-  payers, :mod:`detectors.payments.sketch`) of a round sum (a multiple of
-  ``round_to``) of at least ``min_stake``;
+  payers, shared with ``mule_account``: :mod:`detectors.payments.ledger`) of a
+  round sum (a multiple of ``round_to``) of at least ``min_stake``;
 - **newcomers**: all payments from new payers, to measure the stakes' share;
 - **returns**: payments out to an earlier payer of more than ``min_stake``.
 
@@ -35,8 +35,9 @@ Lawful look-alikes, and what keeps them out:
 Defaults: 10 stakes in 7 days with 60 % of the newcomers' payments (a small
 pyramid with two or three recruits a day passes it within its first week;
 no honest account in the simulated worlds comes near); critical at 50 stakes
-or 3 returns. State per account: 8 day buckets of counts and a 128-byte Bloom
-filter; an account idle for ``IDLE_DAYS`` is forgotten.
+or 3 returns. State per account: 8 day buckets of counts (kept only for accounts
+that new payers pay) besides the shared 128-byte Bloom filter; an account no
+new payer has paid for ``IDLE_DAYS`` is forgotten.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import Context
@@ -59,7 +60,7 @@ from dataclasses import dataclass, field
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
 from detectors.events import SEVERITY_RANK, Activity, Alert
-from detectors.payments.sketch import Seen
+from detectors.payments.ledger import Payers
 
 DAY = 86400.0
 DEFAULT_WINDOW_DAYS = 7
@@ -74,13 +75,10 @@ DEFAULT_WARM_UP_DAYS = 14
 IDLE_DAYS = 30
 #: Event ids an alert cites: the newest stakes and returns.
 CITED = 20
-#: Channels that are not payments to the account's owner.
-NOT_INVESTMENT = frozenset({"cash_out"})
 
 
 @dataclass(slots=True)
 class _Account:
-    payers: Seen = field(default_factory=Seen)
     # Per day (epoch day -> [stakes, newcomers, stake sum, returns, returned sum]).
     days: dict[int, list[float]] = field(default_factory=dict)
     first_day: int = 0
@@ -106,6 +104,7 @@ class PyramidScheme(Detector):
         critical_stakes: int = DEFAULT_CRITICAL_STAKES,
         min_returns: int = DEFAULT_MIN_RETURNS,
         warm_up_days: float = DEFAULT_WARM_UP_DAYS,
+        payers: Payers | None = None,
     ) -> None:
         self.window_days = window_days
         self.min_stake = min_stake
@@ -115,6 +114,7 @@ class PyramidScheme(Detector):
         self.critical_stakes = critical_stakes
         self.min_returns = min_returns
         self.warm_up_days = warm_up_days
+        self.payers = payers if payers is not None else Payers()
         self._accounts: dict[str, _Account] = {}
         self._first_ts: float | None = None
         self._swept_day = -1
@@ -128,26 +128,29 @@ class PyramidScheme(Detector):
         day = int(ts // DAY)
         if self._first_ts is None:
             self._first_ts = ts
-        if day != self._swept_day:
+        if day > self._swept_day:  # a late event from yesterday does not sweep again
             self._sweep(ts, day)
         alerts: list[Alert] = []
-        if event.incoming and payment.channel not in NOT_INVESTMENT:
+        if self.payers.observe(event, ts):  # a payer new to the payee
             account = self._accounts.get(payment.payee)
             if account is None:
                 account = self._accounts[payment.payee] = _Account(first_day=day)
             account.last_ts = ts
-            if account.payers.add(payment.payer):
-                counts = self._today(account, day)
-                counts[1] += 1
-                amount = payment.amount
-                if amount >= self.min_stake and amount % self.round_to == 0:
-                    counts[0] += 1
-                    counts[2] += amount
-                    self._cite(account, payment.event_id)
-                    alerts += self._judge(payment.payee, account, event, ts, day)
+            counts = self._today(account, day)
+            counts[1] += 1
+            amount = payment.amount
+            if amount >= self.min_stake and amount % self.round_to == 0:
+                counts[0] += 1
+                counts[2] += amount
+                self._cite(account, payment.event_id)
+                alerts += self._judge(payment.payee, account, event, ts, day)
         if event.outgoing and payment.amount > self.min_stake:
             account = self._accounts.get(payment.payer)
-            if account is not None and account.days and payment.payee in account.payers:
+            if (
+                account is not None
+                and account.days
+                and self.payers.has_paid(payment.payee, payment.payer)
+            ):
                 counts = self._today(account, day)
                 counts[3] += 1
                 counts[4] += payment.amount

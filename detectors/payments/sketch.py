@@ -5,7 +5,7 @@ thousands), but what the payments detectors ask of it is one question: *has
 this counterparty paid the account before?* A Bloom filter answers it in a
 fixed 128 bytes whatever the history, with no false "no": a payer it has seen
 is always recognised; an unseen one is taken for known with a probability
-that stays near 2.5 % up to about 150 payers and grows as the filter fills
+of about 4.5 % at 150 payers (the textbook (1 - e^(-kn/m))^k) that grows as it fills
 (so a huge merchant's new payers are under-counted, never over-counted,
 which is the safe side for every detector that counts *new* payers).
 
@@ -17,17 +17,17 @@ from __future__ import annotations
 
 from zlib import crc32
 
-#: 1,024 bits and 3 hashes: about 2.5 % false "seen" at 150 payers (measured).
+#: 1,024 bits and 3 hashes: about 4.5 % false "seen" at 150 payers, under 1 % at 70.
 BITS = 1024
 HASHES = 3
 
 
-def positions(name: str) -> tuple[int, ...]:
-    """The bit positions of ``name`` (double hashing from two CRC-32 values)."""
+def positions(name: str) -> tuple[int, int, int]:
+    """The HASHES bit positions of ``name`` (double hashing from two CRC-32 values)."""
     raw = name.encode()
     h1 = crc32(raw)
     h2 = crc32(raw, 0x9E3779B9) | 1
-    return tuple((h1 + i * h2) % BITS for i in range(HASHES))
+    return h1 % BITS, (h1 + h2) % BITS, (h1 + 2 * h2) % BITS
 
 
 class Seen:
@@ -46,7 +46,12 @@ class Seen:
 
     def __contains__(self, name: str) -> bool:
         bits = self.bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in positions(name))
+        a, b, c = positions(name)
+        return bool(
+            bits[a >> 3] & (1 << (a & 7))
+            and bits[b >> 3] & (1 << (b & 7))
+            and bits[c >> 3] & (1 << (c & 7))
+        )
 
     def add(self, name: str) -> bool:
         """Remember ``name``; True if it was new to the filter."""

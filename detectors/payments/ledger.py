@@ -1,0 +1,91 @@
+"""Who has paid each account: one memory the payments detectors share.
+
+``pyramid_scheme`` asks whether a payer is *new* to the account it pays;
+``mule_account`` whether an outgoing payment goes back to someone who *has
+paid* the account (a refund or a "return" is not money passed on). Both are
+the same memory, a Bloom filter of payers per receiving account
+(:class:`~detectors.payments.sketch.Seen`), so the registry builds one
+:class:`Payers` and hands it to both: one filter per account, filled once per
+payment.
+
+Each detector calls :meth:`Payers.observe` with the activity it is given; the
+first call for an activity records it and the others get the same answer, so
+the order detectors run in does not matter. Cash withdrawals (``cash_out``)
+are not payments to the desk's owner and are not recorded. An account that
+has received nothing for ``idle_days`` is forgotten (once a day of event time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.events import Activity
+from detectors.payments.sketch import Seen
+
+DAY = 86400.0
+DEFAULT_IDLE_DAYS = 30
+
+
+class Payers:
+    """A Bloom filter of payers per receiving account, shared by payments detectors.
+
+    >>> from datetime import datetime, timezone
+    >>> from detectors.events import Payment
+    >>> payers = Payers()
+    >>> pay = Activity(Payment(event_id="p-1", ts=datetime(2023, 3, 1, tzinfo=timezone.utc),
+    ...     payer="A", payee="B", amount=1000.0))
+    >>> payers.observe(pay, 0.0), payers.observe(pay, 0.0), payers.has_paid("A", "B")
+    (True, True, True)
+    """
+
+    def __init__(self, idle_days: float = DEFAULT_IDLE_DAYS) -> None:
+        self.idle_days = idle_days
+        self._seen: dict[str, Seen] = {}
+        self._day_of: dict[str, int] = {}  # account -> last day it received
+        self._swept_day = -1
+        self._activity: Activity | None = None  # the activity last observed ...
+        self._new = False  # ... and whether its payer was new to the payee
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def observe(self, activity: Activity, ts: float) -> bool:
+        """Record ``activity``'s payer for its payee (if it carries money in).
+
+        Returns True if the payer had not paid the payee before. Calling it
+        again with the same activity records nothing and gives the same answer.
+        """
+        if activity is self._activity:
+            return self._new
+        self._activity = activity
+        payment = activity.payment
+        if not activity.incoming or payment.channel == "cash_out":
+            self._new = False
+            return False
+        day = int(ts // DAY)
+        if day > self._swept_day:
+            self._sweep(day)
+        payee = payment.payee
+        seen = self._seen.get(payee)
+        if seen is None:
+            seen = self._seen[payee] = Seen()
+        self._day_of[payee] = day
+        self._new = seen.add(payment.payer)
+        return self._new
+
+    def has_paid(self, payer: str, account: str) -> bool:
+        """Has ``payer`` paid ``account`` (within its remembered history)?"""
+        seen = self._seen.get(account)
+        return seen is not None and payer in seen
+
+    def _sweep(self, day: int) -> None:
+        self._swept_day = day
+        horizon = day - self.idle_days
+        for account in [a for a, d in self._day_of.items() if d < horizon]:
+            del self._seen[account]
+            del self._day_of[account]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_activity"], state["_new"] = None, False  # transient: one engine call
+        return state
