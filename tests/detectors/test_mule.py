@@ -1,0 +1,499 @@
+"""``mule_account``: incoming payments from many payers, each passed on within hours.
+
+Hand-built worlds fed through the detector in a plain loop, each payment as one
+``Activity`` (both sides) and as its two halves. Expected figures are worked
+out by hand from the documented defaults: an outflow forwards a pending inflow
+of at least 10,000 tenge when it leaves within 12 hours of it, carries 50 % to
+100 % of it and goes to someone who never paid the account (a cash withdrawal
+by the account counts); each inflow is forwarded once; a warning at 3 forwards
+from 3 distinct payers within 72 hours, critical at 6.
+"""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from detectors.engine import alert_id
+from detectors.events import Activity, Alert, Payment
+from detectors.payments.ledger import Payers
+from detectors.payments.mule import MuleAccount
+from detectors.payments.pyramid import PyramidScheme
+from detectors.payments.sketch import Seen
+from tests.detectors.support import check, run, validate_alert
+
+KIND = "mule_account"
+T0 = datetime(2023, 3, 1, 9, tzinfo=UTC)
+MULE = "MULE"
+EXIT = "EXIT-1"
+DESK = "CASH-001"
+
+#: The mule's traffic: (amount in, amount passed on, hour in, delay in hours), payer P-k.
+FLOWS = [
+    (200_000.0, 180_000.0, 0, 2),  # 90 %
+    (150_000.0, 120_000.0, 10, 5),  # 80 %
+    (300_000.0, 285_000.0, 20, 1),  # 95 %
+    (100_000.0, 85_000.0, 30, 8),  # 85 %
+    (250_000.0, 220_000.0, 40, 3),  # 88 %
+    (120_000.0, 108_000.0, 50, 3),  # 90 %
+]
+
+
+def pay(
+    event_id: str, hours: float, payer: str, payee: str, amount: float, channel: str = "transfer"
+) -> Payment:
+    """A payment ``hours`` after T0 (2023-03-01 09:00 UTC)."""
+    return Payment(
+        event_id=event_id,
+        ts=T0 + timedelta(hours=hours),
+        payer=payer,
+        payee=payee,
+        amount=amount,
+        channel=channel,
+    )
+
+
+def mule_world(
+    flows: list[tuple[float, float, float, float]] = FLOWS,
+    account: str = MULE,
+    prefix: str = "",
+    start: float = 0,
+    cash: bool = False,
+) -> list[Payment]:
+    """Payer ``{prefix}P-k`` pays ``{prefix}in-k``; ``{prefix}out-k`` passes it on.
+
+    To the exit account by transfer, or (``cash``) withdrawn at the cash desk.
+    """
+    world = []
+    for k, (amount_in, amount_out, hour, delay) in enumerate(flows):
+        at = start + hour
+        world.append(pay(f"{prefix}in-{k}", at, f"{prefix}P-{k}", account, amount_in))
+        if cash:
+            world.append(pay(f"{prefix}out-{k}", at + delay, account, DESK, amount_out, "cash_out"))
+        else:
+            world.append(pay(f"{prefix}out-{k}", at + delay, account, EXIT, amount_out))
+    return world
+
+
+def activities(payments: list[Payment], split: bool = False) -> list[Activity]:
+    """In event-time order; ``split``: each payment as its "in" then its "out" half."""
+    ordered = sorted(payments, key=lambda p: (p.ts, p.event_id))
+    if not split:
+        return [Activity(p) for p in ordered]
+    return [Activity(p, side) for p in ordered for side in ("in", "out")]
+
+
+def feed(payments: list[Payment], detector: MuleAccount | None = None) -> list[Alert]:
+    return run(detector or MuleAccount(), activities(payments))
+
+
+def per_event(payments: list[Payment]) -> dict[str, list[Alert]]:
+    """The alerts each payment raised, by event id (only those that raised some)."""
+    detector, out = MuleAccount(), {}
+    for event in activities(payments):
+        alerts = check(detector, event)
+        if alerts:
+            out[event.event_id] = alerts
+    return out
+
+
+FIGURES = (
+    "forwards",
+    "distinct_payers",
+    "received",
+    "passed_on",
+    "share_passed_on",
+    "median_delay_hours",
+    "destinations",
+    "window_hours",
+)
+
+
+def figures(alert: Alert) -> dict[str, object]:
+    """The documented figures of a mule alert's evidence (other keys may be added)."""
+    return {key: alert.evidence[key] for key in FIGURES}
+
+
+def test_the_destinations_are_told_apart_from_the_payers_by_the_sketch():
+    # The sketch may take a stranger for a payer (tests/detectors/test_sketch.py); the
+    # worlds here use names it tells apart, so a forward is never mistaken for a refund.
+    payers = Seen()
+    for name in [f"{prefix}P-{k}" for prefix in ("", "B-") for k in range(10)]:
+        assert payers.add(name)
+    assert not any(name in payers for name in (EXIT, DESK, "OWNER", "STORE"))
+
+
+# --- warning, critical ---------------------------------------------------------------
+
+
+def test_three_forwards_from_three_payers_are_a_warning():
+    raised = per_event(mule_world(FLOWS[:3]))
+    assert list(raised) == ["out-2"]
+    [alert] = raised["out-2"]
+    assert (alert.kind, alert.domain) == (KIND, "payments")
+    assert (alert.entity, alert.entity_type) == (MULE, "account")
+    assert alert.severity == "warning"
+    assert alert.ts == T0 + timedelta(hours=21)
+    assert alert.alert_id == alert_id(KIND, MULE, "in-0", "warning")
+    assert alert.event_ids == ["in-0", "out-0", "in-1", "out-1", "in-2", "out-2"]
+    # 585,000 of 650,000 passed on; from the first inflow (0 h) to the third forward (21 h);
+    # delays 2, 5 and 1 hours.
+    assert alert.reasons == [
+        "3 incoming payments from 3 payers passed on within 12 hours "
+        "(90% of 650,000 tenge) in 21 hours",
+        "each passed on after 2.0 hours (median), to 1 destination(s)",
+    ]
+    assert figures(alert) == {
+        "forwards": 3,
+        "distinct_payers": 3,
+        "received": 650_000.0,
+        "passed_on": 585_000.0,
+        "share_passed_on": 0.9,
+        "median_delay_hours": 2.0,
+        "destinations": 1,
+        "window_hours": 72.0,
+    }
+    assert alert.score == pytest.approx(3 / 12)
+    validate_alert(alert)
+
+
+def test_six_forwards_from_six_payers_are_critical():
+    raised = per_event(mule_world())
+    assert list(raised) == ["out-2", "out-5"]
+    [critical] = raised["out-5"]
+    assert critical.severity == "critical"
+    assert critical.ts == T0 + timedelta(hours=53)
+    # The finding keeps the name its first alert gave it.
+    assert critical.alert_id == alert_id(KIND, MULE, "in-0", "critical")
+    assert critical.event_ids == [f"{d}-{k}" for k in range(6) for d in ("in", "out")]
+    # 998,000 of 1,120,000 (89.1 %); delays 1, 2, 3, 3, 5, 8 hours.
+    assert critical.reasons == [
+        "6 incoming payments from 6 payers passed on within 12 hours "
+        "(89% of 1,120,000 tenge) in 53 hours",
+        "each passed on after 3.0 hours (median), to 1 destination(s)",
+    ]
+    assert figures(critical) == {
+        "forwards": 6,
+        "distinct_payers": 6,
+        "received": 1_120_000.0,
+        "passed_on": 998_000.0,
+        "share_passed_on": 0.891,
+        "median_delay_hours": 3.0,
+        "destinations": 1,
+        "window_hours": 72.0,
+    }
+    assert critical.score == pytest.approx(6 / 12)
+    validate_alert(critical)
+
+
+def test_cash_withdrawals_at_a_desk_are_forwards_too():
+    by_transfer = feed(mule_world())
+    in_cash = feed(mule_world(cash=True))
+    assert [a.severity for a in in_cash] == ["warning", "critical"]
+    assert [a.event_ids for a in in_cash] == [a.event_ids for a in by_transfer]
+    assert [a.evidence for a in in_cash] == [a.evidence for a in by_transfer]
+
+
+def test_several_destinations_are_counted():
+    world = mule_world(FLOWS[:3])
+    world[3] = pay("out-1", 15, MULE, "EXIT-2", 120_000.0)
+    [alert] = feed(world)
+    assert alert.evidence["destinations"] == 2
+    assert alert.reasons[1].endswith("to 2 destination(s)")
+
+
+def test_more_forwards_after_the_critical_raise_nothing():
+    flows = FLOWS + [(200_000.0, 180_000.0, 60 + 4 * k, 1) for k in range(4)]
+    assert [a.severity for a in feed(mule_world(flows))] == ["warning", "critical"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="suspected bug: median_delay_hours takes the upper middle value for an even "
+    "number of forwards (delays 1, 2, 3, 4, 5, 8 h give 4.0, the median is 3.5)",
+)
+def test_the_median_delay_of_an_even_number_of_forwards_is_the_middle_pair_mean():
+    flows = [*FLOWS[:5], (120_000.0, 108_000.0, 50, 4)]  # delays 2, 5, 1, 8, 3, 4
+    [_, critical] = feed(mule_world(flows))
+    assert critical.evidence["median_delay_hours"] == 3.5
+
+
+# --- where a forward ends -------------------------------------------------------------
+
+
+def three(amount: float = 180_000.0, delay: float = 2) -> list[Payment]:
+    """Two clean forwards of 200,000 and a third inflow of 200,000 passed on as told."""
+    world = mule_world([(200_000.0, 180_000.0, 0, 2), (200_000.0, 180_000.0, 10, 2)])
+    world += [pay("in-2", 20, "P-2", MULE, 200_000.0), pay("out-2", 20 + delay, MULE, EXIT, amount)]
+    return world
+
+
+@pytest.mark.parametrize(
+    ("amount", "delay", "alerts"),
+    [
+        (99_999.0, 2, 0),  # under half the inflow
+        (100_000.0, 2, 1),  # exactly half
+        (200_000.0, 2, 1),  # all of it
+        (200_001.0, 2, 0),  # more than came in
+        (180_000.0, 12, 1),  # exactly 12 hours later
+        (180_000.0, 12 + 1 / 3600, 0),  # 12 hours and a second later
+    ],
+)
+def test_a_forward_carries_half_to_all_of_an_inflow_within_twelve_hours(amount, delay, alerts):
+    assert len(feed(three(amount, delay))) == alerts
+
+
+def test_an_outflow_that_fits_no_single_pending_inflow_is_no_forward():
+    world = mule_world(FLOWS[:2])
+    world += [
+        pay("in-2", 20, "P-2", MULE, 100_000.0),
+        pay("in-3", 21, "P-3", MULE, 400_000.0),
+        pay("out-150", 22, MULE, EXIT, 150_000.0),  # 150 % of one, 37.5 % of the other
+        pay("out-200", 23, MULE, EXIT, 200_000.0),  # half of the 400,000
+    ]
+    raised = per_event(world)
+    assert list(raised) == ["out-200"]
+    [alert] = raised["out-200"]
+    assert alert.event_ids == ["in-0", "out-0", "in-1", "out-1", "in-3", "out-200"]
+
+
+def test_an_inflow_is_forwarded_at_most_once():
+    world = mule_world(FLOWS[:3])
+    world += [pay(f"again-{k}", 3 + k, MULE, EXIT, 180_000.0) for k in range(2)]  # P-0's again
+    [alert] = feed(world)
+    assert alert.evidence["forwards"] == 3
+    assert alert.evidence["received"] == 650_000.0
+    assert alert.event_ids == ["in-0", "out-0", "in-1", "out-1", "in-2", "out-2"]
+
+
+def test_paying_back_the_payers_is_no_forward():
+    world = []
+    for k, (amount_in, amount_out, hour, delay) in enumerate(FLOWS):
+        world.append(pay(f"in-{k}", hour, f"P-{k}", MULE, amount_in))
+        world.append(pay(f"back-{k}", hour + delay, MULE, f"P-{k}", amount_out))
+    assert feed(world) == []
+
+
+def test_paying_someone_who_once_paid_the_account_is_no_forward():
+    # The exit account paid the mule 5,000 once: too little to be an inflow, enough to be known.
+    world = [pay("hello", -1, EXIT, MULE, 5_000.0), *mule_world()]
+    assert feed(world) == []
+
+
+def test_inflows_under_ten_thousand_are_not_counted():
+    small = [(9_999.0, 9_000.0, 10 * k, 1) for k in range(6)]
+    assert feed(mule_world(small)) == []
+    floor = [(10_000.0, 9_000.0, 10 * k, 1) for k in range(3)]
+    assert [a.severity for a in feed(mule_world(floor))] == ["warning"]
+
+
+def test_two_forwards_are_not_enough():
+    assert feed(mule_world(FLOWS[:2])) == []
+
+
+def test_the_same_payer_three_times_is_one_payer():
+    payers = ["P-0", "P-0", "P-0", "P-1", "P-2"]
+    world = [pay(f"in-{k}", 10 * k, payer, MULE, 200_000.0) for k, payer in enumerate(payers)]
+    world += [pay(f"out-{k}", 10 * k + 2, MULE, EXIT, 180_000.0) for k in range(5)]
+    raised = per_event(world)
+    assert list(raised) == ["out-4"]  # P-0, P-0, P-0, P-1, P-2: three payers at the fifth
+    [alert] = raised["out-4"]
+    assert alert.evidence["forwards"] == 5
+    assert alert.evidence["distinct_payers"] == 3
+    assert alert.reasons[0].startswith("5 incoming payments from 3 payers")
+    assert alert.score == pytest.approx(3 / 12)
+
+
+def test_six_forwards_from_three_payers_stay_a_warning():
+    world = []
+    for k in range(6):
+        world.append(pay(f"in-{k}", 10 * k, f"P-{k % 3}", MULE, 200_000.0))
+        world.append(pay(f"out-{k}", 10 * k + 2, MULE, EXIT, 180_000.0))
+    assert [a.severity for a in feed(world)] == ["warning"]
+
+
+def test_the_forwards_must_fall_within_seventy_two_hours():
+    def spread(last: float) -> list[Payment]:
+        return mule_world([(200_000.0, 180_000.0, h, 2) for h in (0, 35, last)])
+
+    # First inflow at 0 h, third forward at 72 h: inside.
+    [alert] = feed(spread(70))
+    assert alert.reasons[0].endswith("in 72 hours")
+    # Third inflow at 80 h: the first forward has left the window.
+    assert feed(spread(80)) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="suspected bug: an outflow that arrives after an inflow but left before it in "
+    "event time (arrival up to 24 h late is normal) is taken as its forward, with a "
+    "negative delay",
+)
+def test_money_sent_before_it_arrived_is_no_forward():
+    world = []
+    for k in range(3):  # each outflow happens an hour *before* its inflow, and arrives after it
+        world.append(pay(f"in-{k}", 10 * k + 1, f"P-{k}", MULE, 200_000.0))
+        world.append(pay(f"out-{k}", 10 * k, MULE, EXIT, 180_000.0))
+    assert run(MuleAccount(), [Activity(p) for p in world]) == []
+
+
+# --- look-alikes that must not alert -------------------------------------------------
+
+
+def test_a_shop_sweeping_its_takings_to_its_owner_is_not_a_mule():
+    takings = (2_500.0, 4_800.0, 12_000.0, 7_300.0, 25_000.0, 15_500.0)
+    world = []
+    for day in range(5):
+        sales = [
+            pay(f"sale-{day}-{k}", 24 * day + k / 2, f"CUST-{k}", "SHOP", takings[k % 6])
+            for k in range(20)
+        ]
+        total = sum(p.amount for p in sales)
+        world += [*sales, pay(f"sweep-{day}", 24 * day + 11, "SHOP", "OWNER", total)]
+    assert feed(world) == []
+
+
+def test_a_group_purchase_is_not_a_mule():
+    world = [pay(f"chip-{k}", k / 15, f"FRIEND-{k}", "ORGANISER", 10_000.0) for k in range(15)]
+    world.append(pay("purchase", 1 + 3, "ORGANISER", "STORE", 150_000.0))
+    assert feed(world) == []
+
+
+def test_a_savings_group_pot_is_not_a_mule():
+    world = []
+    for month in range(4):
+        start = 24 * 30 * month
+        world += [
+            pay(f"dues-{month}-{k}", start + k / 6, f"MEMBER-{k}", "TREASURER", 50_000.0)
+            for k in range(10)
+        ]
+        world.append(pay(f"pot-{month}", start + 8, "TREASURER", f"MEMBER-{month}", 500_000.0))
+    assert feed(world) == []
+
+
+def test_a_merchant_refunding_earlier_payers_is_not_a_mule():
+    world = []
+    for k, (amount_in, _, hour, delay) in enumerate(FLOWS):
+        world.append(pay(f"order-{k}", hour, f"CUSTOMER-{k}", "MERCHANT", amount_in))
+        world.append(pay(f"refund-{k}", hour + delay, "MERCHANT", f"CUSTOMER-{k}", 0.9 * amount_in))
+    assert feed(world) == []
+
+
+def test_money_from_a_relative_withdrawn_once_in_a_while_is_not_a_mule():
+    world = []
+    for month in range(3):
+        start = 24 * 30 * month
+        world.append(pay(f"gift-{month}", start, "RELATIVE", "PERSON", 150_000.0))
+        world.append(pay(f"cash-{month}", start + 3, "PERSON", DESK, 140_000.0, "cash_out"))
+    assert feed(world) == []
+
+
+def test_a_cash_desk_is_not_a_mule():
+    # People withdraw (cash_out, to the desk) and others deposit (cash_in, from the desk)
+    # the same sums within the hour.
+    amounts = (50_000.0, 100_000.0, 150_000.0, 200_000.0)
+    world = []
+    for k in range(20):
+        amount = amounts[k % 4]
+        world.append(pay(f"out-{k}", 2 * k, f"CLIENT-{k}", DESK, amount, "cash_out"))
+        world.append(pay(f"in-{k}", 2 * k + 1, DESK, f"DEPOSITOR-{k}", amount, "cash_in"))
+    assert feed(world) == []
+
+
+# --- both sides, alert contract, checkpoint, memory ----------------------------------
+
+
+def mixed_world() -> list[Payment]:
+    """Two mules (one cashing out, a day later) among a shop, a merchant and a cash desk."""
+    world = mule_world() + mule_world(account="MULE-2", prefix="B-", start=24, cash=True)
+    for k in range(30):
+        world.append(pay(f"shop-{k}", k, f"CUST-{k % 7}", "SHOP", 12_000.0 + 100 * k))
+        world.append(pay(f"w-{k}", k + 0.5, f"CLIENT-{k}", DESK, 100_000.0, "cash_out"))
+        world.append(pay(f"d-{k}", k + 0.7, DESK, f"CLIENT-{k + 1}", 100_000.0, "cash_in"))
+    world += [pay(f"sweep-{d}", 24 * d + 20, "SHOP", "OWNER", 150_000.0) for d in range(2)]
+    return world
+
+
+def test_the_two_halves_of_each_payment_raise_the_same_alerts_as_the_whole():
+    world = mixed_world()
+    whole = feed(world)
+    assert [(a.entity, a.severity) for a in whole] == [
+        (MULE, "warning"),
+        ("MULE-2", "warning"),
+        (MULE, "critical"),
+        ("MULE-2", "critical"),
+    ]
+    assert run(MuleAccount(), activities(world, split=True)) == whole
+    ordered = sorted(world, key=lambda p: (p.ts, p.event_id))
+    out_first = [Activity(p, side) for p in ordered for side in ("out", "in")]
+    assert run(MuleAccount(), out_first) == whole
+
+
+def test_every_alert_meets_the_contract_and_ids_are_deterministic():
+    alerts = feed(mixed_world())
+    for alert in alerts:
+        doc = validate_alert(alert)
+        assert doc["kind"] == KIND
+        assert all(i.startswith(("in-", "out-", "B-in-", "B-out-")) for i in alert.event_ids)
+    again = feed(mixed_world())
+    assert [a.alert_id for a in again] == [a.alert_id for a in alerts]
+    assert len({a.alert_id for a in alerts}) == len(alerts)
+
+
+def test_pickle_round_trip_mid_stream_gives_the_same_later_alerts():
+    events = activities(mixed_world())
+    cut = next(i for i, e in enumerate(events) if e.ts >= T0 + timedelta(hours=30))
+    detector = MuleAccount()
+    assert [(a.entity, a.severity) for a in run(detector, events[:cut])] == [(MULE, "warning")]
+    copy = pickle.loads(pickle.dumps(detector))
+    later = run(detector, events[cut:])
+    assert run(copy, events[cut:]) == later
+    assert [(a.entity, a.severity) for a in later] == [
+        ("MULE-2", "warning"),
+        (MULE, "critical"),
+        ("MULE-2", "critical"),
+    ]
+
+
+def test_an_idle_account_is_forgotten():
+    detector = MuleAccount()
+    run(detector, activities(mule_world(FLOWS[:2])))
+    assert detector.n_entities == 2  # the mule and its exit account
+    run(detector, activities([pay("late", 24 * 31, "X", "Y", 50_000.0)]))
+    assert detector.n_entities == 1  # only Y: 31 days on, the others are forgotten
+
+
+def test_sharing_one_payer_ledger_with_pyramid_scheme_changes_nothing():
+    # The registry hands both payments detectors one Payers; each must see what it saw alone.
+    world = mixed_world()
+    world += [pay(f"stake-{n}", 100 + n, f"INV-{n}", "PYR", 100_000.0) for n in range(12)]
+    world += [pay(f"return-{k}", 113 + k, "PYR", f"INV-{k}", 150_000.0) for k in range(3)]
+    events = activities(world)
+    mule_alone = run(MuleAccount(), events)
+    pyramid_alone = run(PyramidScheme(warm_up_days=0), events)
+    assert [a.severity for a in pyramid_alone] == ["warning", "critical"]
+
+    def pair() -> tuple[PyramidScheme, MuleAccount]:
+        payers = Payers()
+        return PyramidScheme(warm_up_days=0, payers=payers), MuleAccount(payers=payers)
+
+    pyramid, mule = pair()
+    shared_pyramid, shared_mule = [], []
+    for event in events:  # the pyramid first here: the order must not matter
+        shared_pyramid += check(pyramid, event)
+        shared_mule += check(mule, event)
+    assert (shared_mule, shared_pyramid) == (mule_alone, pyramid_alone)
+
+    # A checkpoint of the pair keeps one ledger between them.
+    cut = next(i for i, e in enumerate(events) if e.ts >= T0 + timedelta(hours=30))
+    pyramid, mule = pair()
+    for event in events[:cut]:
+        check(mule, event)
+        check(pyramid, event)
+    pyramid_copy, mule_copy = pickle.loads(pickle.dumps((pyramid, mule)))
+    assert pyramid_copy.payers is mule_copy.payers
+    later = [(check(mule_copy, e), check(pyramid_copy, e)) for e in events[cut:]]
+    assert [a for m, _ in later for a in m] == [a for a in mule_alone if a.ts >= events[cut].ts]
+    assert [a for _, p in later for a in p] == pyramid_alone
