@@ -131,7 +131,10 @@ class PyramidScheme(Detector):
         if day > self._swept_day:  # a late event from yesterday does not sweep again
             self._sweep(ts, day)
         alerts: list[Alert] = []
-        if self.payers.observe(event, ts):  # a payer new to the payee
+        new_payer = self.payers.observe(event, ts)
+        if ts - self._first_ts < self.warm_up_days * DAY:
+            return []  # warm-up: learn who already pays whom, count nothing
+        if new_payer:
             account = self._accounts.get(payment.payee)
             if account is None:
                 account = self._accounts[payment.payee] = _Account(first_day=day)
@@ -174,8 +177,6 @@ class PyramidScheme(Detector):
     def _judge(
         self, name: str, account: _Account, event: Activity, ts: float, day: int
     ) -> list[Alert]:
-        if ts - (self._first_ts or ts) < self.warm_up_days * DAY:
-            return []
         since = day - self.window_days
         days = [c for d, c in account.days.items() if d > since]
         stakes = sum(c[0] for c in days)
@@ -196,7 +197,8 @@ class PyramidScheme(Detector):
         by_day = [int(account.days.get(d, (0,))[0]) for d in range(day - span + 1, day + 1)]
         reasons = [
             f"{stakes} new payers sent round sums of {self.min_stake:,.0f} tenge or more "
-            f"in {span} days ({stakes / newcomers:.0%} of payments from new payers)",
+            f"in {span} day{'s' if span > 1 else ''} "
+            f"({stakes / newcomers:.0%} of payments from new payers)",
         ]
         if len(by_day) > 1:
             reasons.append(f"new stakes per day: {', '.join(map(str, by_day))}")

@@ -23,10 +23,16 @@ HASHES = 3
 
 
 def positions(name: str) -> tuple[int, int, int]:
-    """The HASHES bit positions of ``name`` (double hashing from two CRC-32 values)."""
+    """The HASHES bit positions of ``name`` (double hashing from two CRC-32 values).
+
+    The second hash is the CRC of the reversed bytes: a CRC with another start
+    value is the first XOR a constant for names of one length (ids usually
+    are), which made every position follow from the first and the filter
+    behave like one hash (15 % false "seen" at 150 payers, not 4.5 %).
+    """
     raw = name.encode()
     h1 = crc32(raw)
-    h2 = crc32(raw, 0x9E3779B9) | 1
+    h2 = crc32(raw[::-1]) | 1
     return h1 % BITS, (h1 + h2) % BITS, (h1 + 2 * h2) % BITS
 
 
