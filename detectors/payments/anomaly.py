@@ -53,6 +53,8 @@ DEFAULT_Q = 0.9995
 DEFAULT_WARM_UP = 2000
 DEFAULT_MIN_ACTIVITY = 3
 DEFAULT_QUIET_DAYS = 7
+#: Payments of the day an alert cites.
+CITED = 20
 #: Ten trees of height 8: 14 µs a score and a learn (the default 25 of height 15
 #: took 1.3 ms); a window of 250 account-days.
 TREES, HEIGHT, WINDOW = 10, 8, 250
@@ -75,13 +77,24 @@ FIGURES = (
 class _Day:
     """One account's payments of one day, as counters."""
 
-    __slots__ = ("largest", "n_in", "n_out", "payees", "payers", "rounds", "sum_in", "sum_out")
+    __slots__ = (
+        "event_ids",
+        "largest",
+        "n_in",
+        "n_out",
+        "payees",
+        "payers",
+        "rounds",
+        "sum_in",
+        "sum_out",
+    )
 
     def __init__(self) -> None:
         self.n_in = self.n_out = self.rounds = 0
         self.sum_in = self.sum_out = self.largest = 0.0
         self.payers: set[str] = set()
         self.payees: set[str] = set()
+        self.event_ids: list[str] = []  # the first CITED of the day, for the analyst
 
     def figures(self) -> dict[str, float]:
         n = self.n_in + self.n_out
@@ -149,6 +162,8 @@ class PaymentAnomaly(Detector):
             if d is None:
                 d = today[payment.payee] = _Day()
             d.n_in += 1
+            if len(d.event_ids) < CITED:
+                d.event_ids.append(payment.event_id)
             d.sum_in += amount
             d.payers.add(payment.payer)
             d.rounds += round_sum
@@ -159,6 +174,8 @@ class PaymentAnomaly(Detector):
             if d is None:
                 d = today[payment.payer] = _Day()
             d.n_out += 1
+            if len(d.event_ids) < CITED:
+                d.event_ids.append(payment.event_id)
             d.sum_out += amount
             d.payees.add(payment.payee)
             d.rounds += round_sum
@@ -227,5 +244,5 @@ class PaymentAnomaly(Detector):
                 "largest": d.largest,
                 "figures": {k: round(v, 4) for k, v in x.items()},
             },
-            event_ids=[],
+            event_ids=list(d.event_ids),
         )
