@@ -47,7 +47,7 @@ from river import anomaly, stats
 
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
-from detectors.events import Activity, Alert
+from detectors.events import Activity, Alert, Payment
 
 DAY = 86400.0
 DEFAULT_Q = 0.9995
@@ -100,6 +100,22 @@ class _Day:
         self.payees: set[str] = set()
         self.event_ids: list[str] = []  # the first CITED of the day, for the analyst
 
+    def add(self, incoming: bool, amount: float, other: str, event_id: str) -> None:
+        """Count one payment in (from ``other``) or out (to ``other``)."""
+        if incoming:
+            self.n_in += 1
+            self.sum_in += amount
+            self.payers.add(other)
+        else:
+            self.n_out += 1
+            self.sum_out += amount
+            self.payees.add(other)
+        self.rounds += amount % 1000 == 0
+        if amount > self.largest:
+            self.largest = amount
+        if len(self.event_ids) < CITED:
+            self.event_ids.append(event_id)
+
     def figures(self) -> dict[str, float]:
         n = self.n_in + self.n_out
         return {
@@ -140,6 +156,8 @@ class PaymentAnomaly(Detector):
     ) -> None:
         self.q = q
         self.warm_up = warm_up
+        if min_activity < 2:
+            raise ValueError("min_activity must be at least 2 (single payments are never scored)")
         self.min_activity = min_activity
         self.quiet_days = quiet_days
         self.min_score = min_score
@@ -150,48 +168,45 @@ class PaymentAnomaly(Detector):
         self._bar = stats.Quantile(q)
         self._scored = 0
         self._day = -1
-        self._today: dict[str, _Day] = {}
+        self._today: dict[str, _Day] = {}  # accounts with two or more payments today
+        self._first: dict[str, tuple[bool, float, str, str]] = {}  # ... with one so far
         self._last_alert: dict[str, float] = {}
 
     @property
     def n_entities(self) -> int:
-        return len(self._today) + len(self._last_alert)
+        return len(self._today) + len(self._first) + len(self._last_alert)
 
     def update(self, event: Activity, ctx: Context) -> list[Alert]:
         payment = event.payment
         day = int(ctx.ts // DAY)
         alerts = self._close(day) if day > self._day else []  # late events join today
-        today, amount = self._today, payment.amount
-        round_sum = amount % 1000 == 0
         if event.incoming:
-            d = today.get(payment.payee)
-            if d is None:
-                d = today[payment.payee] = _Day()
-            d.n_in += 1
-            if len(d.event_ids) < CITED:
-                d.event_ids.append(payment.event_id)
-            d.sum_in += amount
-            d.payers.add(payment.payer)
-            d.rounds += round_sum
-            if amount > d.largest:
-                d.largest = amount
+            self._count(payment.payee, True, payment.payer, payment)
         if event.outgoing:
-            d = today.get(payment.payer)
-            if d is None:
-                d = today[payment.payer] = _Day()
-            d.n_out += 1
-            if len(d.event_ids) < CITED:
-                d.event_ids.append(payment.event_id)
-            d.sum_out += amount
-            d.payees.add(payment.payee)
-            d.rounds += round_sum
-            if amount > d.largest:
-                d.largest = amount
+            self._count(payment.payer, False, payment.payee, payment)
         return alerts
+
+    def _count(self, name: str, incoming: bool, other: str, payment: Payment) -> None:
+        """Add one payment to ``name``'s day.
+
+        Most accounts pay or are paid once a day and are never scored: their
+        first payment waits as a plain tuple, and counters are set up only
+        when a second one comes.
+        """
+        d = self._today.get(name)
+        if d is None:
+            first = self._first.pop(name, None)
+            if first is None:
+                self._first[name] = (incoming, payment.amount, other, payment.event_id)
+                return
+            d = self._today[name] = _Day()
+            d.add(*first)
+        d.add(incoming, payment.amount, other, payment.event_id)
 
     def _close(self, day: int) -> list[Alert]:
         """Score the finished day's busy accounts (in name order: deterministic)."""
         finished, self._today, closed_day = self._today, {}, self._day
+        self._first = {}
         self._day = day
         alerts: list[Alert] = []
         if closed_day < 0:
