@@ -80,8 +80,6 @@ DEFAULT_MIN_AMOUNT = 10_000.0
 DEFAULT_MIN_FORWARDED_SHARE = 0.5
 #: Most inflows an account keeps waiting to be matched (the newest are kept).
 MAX_PENDING = 32
-#: Most arrival times an account keeps for the forwarded share.
-MAX_ARRIVALS = 64
 #: An account with no payment for this long is forgotten.
 IDLE_DAYS = 30
 
@@ -92,7 +90,9 @@ class _Account:
     # (Lists, not deques: a deque costs over 600 bytes empty, and these stay short.)
     pending: list[tuple[float, float, str, str]] = field(default_factory=list)
     # When each inflow of at least min_amount arrived, within the window (capped).
-    arrivals: list[float] = field(default_factory=list)
+    # Inflows of at least min_amount per hour of event time, within the window:
+    # [hour, count] pairs, at most window_hours of them whatever the traffic.
+    arrivals: list[list[int]] = field(default_factory=list)
     # Forwards within the window:
     # (ts in, payer, amount in, amount out, destination, in id, out id, ts out).
     forwards: list[tuple[float, str, float, float, str, str, str, float]] = field(
@@ -150,9 +150,13 @@ class MuleAccount(Detector):
             account.pending.append((ts, payment.amount, payment.payer, payment.event_id))
             if len(account.pending) > MAX_PENDING:
                 del account.pending[0]
-            account.arrivals.append(ts)
-            if len(account.arrivals) > MAX_ARRIVALS:
-                del account.arrivals[0]
+            hour, arrivals = int(ts // HOUR), account.arrivals
+            for slot in reversed(arrivals):  # late inflows land in their own hour
+                if slot[0] == hour:
+                    slot[1] += 1
+                    break
+            else:
+                arrivals.append([hour, 1])
         if event.outgoing and channel != "cash_in":
             account = self._accounts.get(payment.payer)
             if account is not None and account.pending:
@@ -163,8 +167,9 @@ class MuleAccount(Detector):
         payment = event.payment
         pending = account.pending
         horizon = ts - self.forward_hours * HOUR
-        while pending and pending[0][0] < horizon:
-            del pending[0]
+        if pending and min(p[0] for p in pending) < horizon:
+            # By event time, not arrival order: a late inflow may sit behind newer ones.
+            account.pending = pending = [p for p in pending if p[0] >= horizon]
         if payment.channel != "cash_out" and self.payers.has_paid(payment.payee, name):
             return []  # paying a payer back: a refund or a "return", not a forward
         amount = payment.amount
@@ -186,10 +191,9 @@ class MuleAccount(Detector):
         count = min(len(forwards), len(payers))
         if count < self.min_forwards:
             return []
-        arrivals = account.arrivals
-        while arrivals and arrivals[0] < window:
-            del arrivals[0]
-        if len(forwards) < self.min_forwarded_share * len(arrivals):
+        account.arrivals = [slot for slot in account.arrivals if slot[0] * HOUR >= window - HOUR]
+        inflows = sum(slot[1] for slot in account.arrivals)
+        if len(forwards) < self.min_forwarded_share * inflows:
             return []  # a few sums passed on out of a crowd of inflows: not a pipe
         severity = "critical" if count >= self.critical_forwards else "warning"
         if SEVERITY_RANK[severity] <= SEVERITY_RANK[account.raised]:
@@ -226,7 +230,7 @@ class MuleAccount(Detector):
             evidence={
                 "forwards": len(forwards),
                 "distinct_payers": len({f[1] for f in forwards}),
-                "inflows_in_window": len(account.arrivals),
+                "inflows_in_window": sum(slot[1] for slot in account.arrivals),
                 "received": round(received, 2),
                 "passed_on": round(passed, 2),
                 "share_passed_on": round(passed / received, 3),

@@ -344,12 +344,6 @@ def test_money_sent_before_it_arrived_is_no_forward():
     assert [a.severity for a in run(MuleAccount(), [Activity(p) for p in world(1)])] == ["warning"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: inflows wait in arrival order and only the oldest are dropped "
-    "past forward_hours, so an inflow seen late (event time 3 h, after one of 10 h) stays "
-    "pending and an outflow 17 hours after it (20 h) is taken as its forward",
-)
 def test_an_inflow_seen_late_is_not_forwarded_after_twelve_hours():
     world = [
         *mule_world(FLOWS[:1]),  # P-0: 200,000 at 0 h, 180,000 on at 2 h
@@ -461,12 +455,6 @@ def test_a_pyramid_withdrawing_part_of_its_stakes_is_not_a_mule():
     assert [(a.entity, a.severity) for a in pyramid] == [("PYR", "warning"), ("PYR", "critical")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected bug: only the last MAX_ARRIVALS = 64 arrival times are kept, so an "
-    "account with more than 64 inflows in the 72-hour window is judged against 64: 32 "
-    "forwards of 96 inflows (a third) pass the documented 'at least half' rule (critical)",
-)
 def test_a_busy_account_forwarding_a_third_of_its_inflows_is_not_a_mule():
     world = []
     for k in range(120):  # an inflow every half hour, every third passed on 15 minutes later
