@@ -35,6 +35,7 @@ CATEGORIES = (
     "invalid_field",
     "invalid_value",
     "unknown_topic",
+    "invalid_header",
     "late",
     "detector_failed",
 )

@@ -4,6 +4,13 @@ The live agents and ``kuzet backtest`` hand raw message bytes to
 :meth:`Processor.handle_one`; it decodes them (:mod:`streams.codec`), feeds
 the engine, and sorts the results into a :class:`BatchOutput`. Nothing here
 touches Kafka or metrics, so both paths run exactly the same code.
+
+Payments take one step more live (:mod:`streams.repartition`): the payments
+agent only validates them and routes each to the accounts on its sides
+(:meth:`Processor.route_payments`); a second agent reads them back by account
+and runs the engine on them (:meth:`Processor.handle_activities`). Offline,
+where one process sees every payment, :meth:`Processor.handle_one` hands the
+engine one :class:`~detectors.events.Activity` with both sides at once.
 """
 
 from __future__ import annotations
@@ -11,14 +18,31 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from aiokafka.partitioner import murmur2
 
 from detectors.engine import DUPLICATE, LATE, Engine
-from detectors.events import Activity, Alert
+from detectors.events import Activity, Alert, Side
 from streams.codec import InvalidEvent, decode_event
 
 #: Outcome of a record that could not be decoded (beside the engine's outcomes).
 INVALID = "invalid"
+
+#: Kafka header naming the side of the payment a repartitioned record carries.
+SIDE_HEADER = "kuzet.side"
+
+#: Header value (bytes, as Kafka carries it) -> side.
+SIDES: dict[bytes, Side] = {b"in": "in", b"out": "out", b"both": "both"}
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """Kafka's default partition of ``key`` among ``partitions`` (murmur2, as every client).
+
+    >>> partition_for(b"ACC-1", 3), partition_for(b"ACC-2", 3), partition_for(b"ACC-1", 1)
+    (0, 2, 0)
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +73,19 @@ class DeadLetter:
             ("kuzet.source.offset", str(self.source.offset).encode()),
             ("kuzet.reason", self.reason.encode()),
         ]
+
+
+#: A record as the agents hand it over: (value, key, source).
+Record = tuple[bytes | None, bytes | None, Source]
+
+
+class Forward(NamedTuple):
+    """A payment forwarded to the by-account topic: its original bytes, for one account."""
+
+    partition: int
+    key: bytes
+    value: bytes
+    side: Side
 
 
 @dataclass(slots=True)
@@ -113,12 +150,7 @@ class Processor:
         if outcome is DUPLICATE:
             return None
         if outcome is LATE:
-            behind = (self.engine.watermark(stream, source.partition) - event.ts.timestamp()) / 3600
-            lateness = self.engine.allowed_lateness / 3600
-            reason = (
-                f"late: event time is {behind + lateness:.1f} h behind the newest {stream} "
-                f"event of its partition (allowed lateness {lateness:g} h)"
-            )
+            reason = self._late_reason(stream, event, source)
             out.dead_letters.append(DeadLetter(stream, value, key, reason, "late", source))
             return None
         if result.failures:
@@ -127,3 +159,107 @@ class Processor:
                 DeadLetter(stream, value, key, reason, "detector_failed", source)
             )
         return event
+
+    # -- payments, live: repartitioned by account ----------------------------------
+
+    def route_payments(
+        self, records: list[Record], partitions: int
+    ) -> tuple[list[Forward], BatchOutput]:
+        """Validate payments and route each to the partitions of its payee and payer.
+
+        Returns the records to forward to the by-account topic (``partitions``
+        partitions) and what else the batch produced: invalid records, counted
+        and dead-lettered exactly as :meth:`handle` does. Valid payments are
+        counted later, by :meth:`handle_activities`, once each.
+        """
+        out = BatchOutput()
+        forwards: list[Forward] = []
+        add = forwards.append
+        for value, key, source in records:
+            try:
+                payment = decode_event("payments", value)
+            except InvalidEvent as exc:
+                out.outcomes[INVALID] += 1
+                out.dead_letters.append(
+                    DeadLetter("payments", value, key, exc.reason, exc.category, source)
+                )
+                continue
+            assert value is not None  # decode_event refuses an empty message
+            payee = payment.payee.encode()
+            payer = payment.payer.encode()
+            into = (murmur2(payee) & 0x7FFFFFFF) % partitions  # partition_for, inlined
+            out_of = (murmur2(payer) & 0x7FFFFFFF) % partitions
+            if into == out_of:
+                add(Forward(into, payee, value, "both"))
+            else:
+                add(Forward(into, payee, value, "in"))
+                add(Forward(out_of, payer, value, "out"))
+        return forwards, out
+
+    def handle_activities(
+        self, records: list[tuple[bytes | None, bytes | None, Source, bytes | None]]
+    ) -> BatchOutput:
+        """Run the engine on payments read back by account: ``(value, key, source, side)``.
+
+        ``side`` is the raw ``kuzet.side`` header. Each payment is counted once,
+        by the record that carries its incoming side (``in`` or ``both``); the
+        ``out`` half adds its alerts and dead letters but no count. A record
+        without a valid side, or whose payment does not decode (neither can
+        come from the payments agent), is dead-lettered and not counted.
+        """
+        out = BatchOutput()
+        outcomes = out.outcomes
+        times = out.event_times
+        engine = self.engine
+        for value, key, source, raw_side in records:
+            side = SIDES.get(raw_side) if raw_side is not None else None
+            if side is None:
+                shown = "missing" if raw_side is None else repr(raw_side[:16])
+                out.dead_letters.append(
+                    DeadLetter(
+                        "payments",
+                        value,
+                        key,
+                        f"invalid header {SIDE_HEADER}: {shown} (expected in, out or both)",
+                        "invalid_header",
+                        source,
+                    )
+                )
+                continue
+            try:
+                payment = decode_event("payments", value)
+            except InvalidEvent as exc:
+                out.dead_letters.append(
+                    DeadLetter("payments", value, key, exc.reason, exc.category, source)
+                )
+                continue
+            activity = Activity(payment, side)
+            result = engine.process("payments", activity, source.partition)
+            outcome = result.outcome
+            counted = side != "out"
+            if counted:
+                outcomes[outcome] += 1
+            if result.alerts:
+                out.alerts.extend(result.alerts)
+            if outcome is DUPLICATE:
+                continue
+            if outcome is LATE:
+                reason = self._late_reason("payments", payment, source)
+                out.dead_letters.append(DeadLetter("payments", value, key, reason, "late", source))
+                continue
+            if result.failures:
+                reason = "; ".join(failure.reason for failure in result.failures)[:200]
+                out.dead_letters.append(
+                    DeadLetter("payments", value, key, reason, "detector_failed", source)
+                )
+            if counted:
+                times.append(payment.ts)
+        return out
+
+    def _late_reason(self, stream: str, event: Any, source: Source) -> str:
+        behind = (self.engine.watermark(stream, source.partition) - event.ts.timestamp()) / 3600
+        lateness = self.engine.allowed_lateness / 3600
+        return (
+            f"late: event time is {behind + lateness:.1f} h behind the newest {stream} "
+            f"event of its partition (allowed lateness {lateness:g} h)"
+        )

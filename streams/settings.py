@@ -68,6 +68,10 @@ class Settings:
     app_id: str = "kuzet"
     topics: Mapping[str, str] = field(default_factory=lambda: {s: s for s in STREAMS})
     alerts_topic: str = "alerts"
+    #: Internal topic of payments repartitioned by account (see ``streams/app.py``):
+    #: as many partitions as the payments topic; one per consumer group, so the
+    #: default is ``<app id>-payments-by-account``.
+    by_account_topic: str = "kuzet-payments-by-account"
     dlq_suffix: str = ".dlq"
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     web_host: str = "127.0.0.1"
@@ -111,6 +115,7 @@ class Settings:
         env = os.environ if env is None else env
         get = env.get
         prefix = get("KUZET_TOPIC_PREFIX", "")
+        app_id = get("KUZET_APP_ID", cls.app_id)
         topics = {s: prefix + get(f"KUZET_TOPIC_{s.upper()}", s) for s in STREAMS}
         protocol = get("KUZET_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
         _choice("KUZET_KAFKA_SECURITY_PROTOCOL", protocol, SECURITY_PROTOCOLS)
@@ -147,9 +152,11 @@ class Settings:
         )
         return cls(
             broker=get("KUZET_BROKER", cls.broker),
-            app_id=get("KUZET_APP_ID", cls.app_id),
+            app_id=app_id,
             topics=topics,
             alerts_topic=prefix + get("KUZET_TOPIC_ALERTS", cls.alerts_topic),
+            by_account_topic=prefix
+            + get("KUZET_TOPIC_PAYMENTS_BY_ACCOUNT", f"{app_id}-payments-by-account"),
             security=security,
             web_host=get("KUZET_WEB_HOST", cls.web_host),
             web_port=int(_number(env, "KUZET_WEB_PORT", cls.web_port)),
