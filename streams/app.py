@@ -6,6 +6,11 @@ counts it. Faust acknowledges a batch only after the agent body has finished
 with it, and the body waits until every alert and dead letter of the batch is
 acknowledged by Kafka: processing is at least once, and a redelivered event
 yields the same alert id again (ids are deterministic), never a new one.
+
+Payments take two agents (:mod:`streams.repartition`): ``kuzet.payments``
+validates them and forwards each, by account, to the by-account topic (its
+batch is acknowledged once Kafka has acknowledged the forwards);
+``kuzet.payments-by-account`` reads them back there and runs the detectors.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,26 +31,47 @@ from detectors.registry import build_engine
 from streams.checkpoint import Checkpointer, path_for
 from streams.codec import encode_alert
 from streams.metrics import Metrics
-from streams.processor import BatchOutput, Processor, Source
+from streams.processor import SIDE_HEADER, BatchOutput, Forward, Processor, Source
 from streams.recent import QueryError, RecentAlerts, parse_query
 from streams.settings import KafkaSecurity, Settings
 
 logger = logging.getLogger(__name__)
+
+#: Name of the agent (and key in :attr:`KuzetApp.agents`) reading payments by account.
+BY_ACCOUNT = "payments-by-account"
 
 #: How often the gauges that are read rather than counted (consumer lag, tracked
 #: entities) are refreshed: a little faster than a typical 15 s scrape.
 GAUGE_REFRESH_SECONDS = 5.0
 
 
+#: Kafka headers of each side of a forwarded payment (shared, never mutated).
+_SIDE_HEADERS = {side: [(SIDE_HEADER, side.encode())] for side in ("in", "out", "both")}
+
+
 class Publisher:
-    """Sends alerts and dead letters, and waits until Kafka has acknowledged them."""
+    """Sends alerts, dead letters and forwards, and waits until Kafka has acknowledged them."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
         self.alerts = _raw_topic(app, settings.alerts_topic)
         self.dead_letters = {s: _raw_topic(app, settings.dlq_topic(s)) for s in STREAMS}
+        self.by_account = settings.by_account_topic
 
-    async def publish(self, stream: str, out: BatchOutput) -> None:
+    async def publish(
+        self, stream: str, out: BatchOutput, forwards: Sequence[Forward] = ()
+    ) -> None:
+        """Send ``out``'s alerts and dead letters and the ``forwards``; wait for every ack."""
+        # Forwards go straight to the producer with their partition: Topic.send's
+        # per-message bookkeeping would cost more than the rest of the routing.
+        send = self.app.producer.send
+        topic = self.by_account
+        headers = _SIDE_HEADERS
         pending = [
+            await send(topic, key, value, partition, None, headers[side])
+            for partition, key, value, side in forwards
+        ]
+        pending += [
             await self.alerts.send(key=alert.entity.encode(), value=encode_alert(alert))
             for alert in out.alerts
         ]
@@ -80,8 +107,14 @@ def create_app(
     registry: CollectorRegistry | None = None,
     publisher: Publisher | None = None,
     checkpointer: Checkpointer | None = None,
+    by_account_partitions: int = 1,
 ) -> KuzetApp:
-    """Build the worker's Faust app from ``settings``."""
+    """Build the worker's Faust app from ``settings``.
+
+    ``by_account_partitions`` is the number of partitions of the by-account
+    topic (the payments topic's; the worker looks it up and creates the topic
+    with :func:`streams.repartition.ensure_by_account_topic` before this).
+    """
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
@@ -108,7 +141,14 @@ def create_app(
             app, stream, settings, processor, publisher, metrics, recent, checkpointer
         )
         for stream in STREAMS
+        if stream != "payments"
     }
+    agents["payments"] = _add_routing_agent(
+        app, settings, processor, publisher, metrics, checkpointer, by_account_partitions
+    )
+    agents[BY_ACCOUNT] = _add_by_account_agent(
+        app, settings, processor, publisher, metrics, recent, checkpointer
+    )
     if settings.checkpoint_seconds > 0:
 
         @app.timer(settings.checkpoint_seconds)
@@ -203,6 +243,75 @@ def _add_agent(
             metrics.record_batch(stream, out, elapsed, engine.watermark(stream))
 
     return app.agent(topic, name=f"kuzet.{stream}")(consume)
+
+
+def _add_routing_agent(
+    app: faust.App,
+    settings: Settings,
+    processor: Processor,
+    publisher: Publisher,
+    metrics: Metrics,
+    checkpointer: Checkpointer,
+    partitions: int,
+) -> Any:
+    """Payments in: validate, dead-letter the invalid, forward the rest by account."""
+    topic = _raw_topic(app, settings.topic("payments"))
+    engine = processor.engine
+
+    async def route(events: faust.StreamT) -> None:
+        async for batch in events.take_events(settings.batch_size, settings.batch_within):
+            async with checkpointer.lock:
+                checkpointer.in_batch = True
+                started = time.perf_counter()
+                records = [_record(event) for event in batch]
+                forwards, out = processor.route_payments(records, partitions)
+                elapsed = time.perf_counter() - started
+                await publisher.publish("payments", out, forwards)
+                checkpointer.advance(source for _, _, source in records)
+            metrics.record_batch("payments", out, elapsed, engine.watermark("payments"))
+
+    return app.agent(topic, name="kuzet.payments")(route)
+
+
+def _add_by_account_agent(
+    app: faust.App,
+    settings: Settings,
+    processor: Processor,
+    publisher: Publisher,
+    metrics: Metrics,
+    recent: RecentAlerts,
+    checkpointer: Checkpointer,
+) -> Any:
+    """Payments by account: each account's side of each payment through the detectors."""
+    topic = _raw_topic(app, settings.by_account_topic)
+    engine = processor.engine
+
+    async def consume(events: faust.StreamT) -> None:
+        async for batch in events.take_events(settings.batch_size, settings.batch_within):
+            async with checkpointer.lock:
+                checkpointer.in_batch = True
+                started = time.perf_counter()
+                records = [_side_record(event) for event in batch]
+                out = processor.handle_activities(records)
+                elapsed = time.perf_counter() - started
+                await publisher.publish("payments", out)
+                checkpointer.advance(record[2] for record in records)
+            if out.alerts:
+                recent.add(out.alerts)
+            metrics.record_batch("payments", out, elapsed, engine.watermark("payments"))
+
+    return app.agent(topic, name=f"kuzet.{BY_ACCOUNT}")(consume)
+
+
+def _side_record(
+    event: faust.EventT,
+) -> tuple[bytes | None, bytes | None, Source, bytes | None]:
+    message = event.message
+    side = None
+    for name, value in message.headers or ():
+        if name == SIDE_HEADER:
+            side = value
+    return event.value, message.key, Source(message.topic, message.partition, message.offset), side
 
 
 def _record(event: faust.EventT) -> tuple[bytes | None, bytes | None, Source]:

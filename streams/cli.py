@@ -39,11 +39,13 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
 
         from streams import checkpoint
         from streams.app import create_app
+        from streams.repartition import ensure_by_account_topic
 
         if args.from_beginning or args.from_time:
             from streams.offsets import start_reprocessing
 
             start_reprocessing(settings, args.from_time, args.from_beginning)
+        by_account_partitions = asyncio.run(ensure_by_account_topic(settings))
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         path = checkpoint.path_for(settings)
         restored = checkpoint.load(path, settings.app_id) if settings.checkpoint_seconds else None
@@ -53,7 +55,10 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
             path, settings.app_id, restored.positions if restored else None
         )
         kuzet = create_app(
-            settings, engine=restored.engine if restored else None, checkpointer=checkpointer
+            settings,
+            engine=restored.engine if restored else None,
+            checkpointer=checkpointer,
+            by_account_partitions=by_account_partitions,
         )
         worker = faust.Worker(kuzet.app, loglevel=settings.log_level)
         try:

@@ -106,6 +106,19 @@ async def input_partitions(settings: Settings) -> list[TopicPartition]:
     ]
 
 
+async def existing_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, none if it does not exist (asking creates nothing)."""
+    client = AIOKafkaClient(**client_kwargs(settings, "kuzet-metadata"))
+    try:
+        await client.bootstrap()
+        cluster = await client.fetch_all_metadata()
+    except KafkaError as exc:
+        raise kafka_failed(settings, "reading the topic list", exc) from exc
+    finally:
+        await client.close()
+    return [TopicPartition(topic, n) for n in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
 async def start_offsets(
     consumer: AIOKafkaConsumer,
     partitions: Iterable[TopicPartition],
@@ -209,7 +222,15 @@ async def prepare_reprocessing(settings: Settings, when: datetime | None, option
     live group's offsets, would both be wrong. For ``when`` the start offsets
     are committed for the fresh group; from the beginning needs nothing (a
     fresh group starts at the earliest offset, ``consumer_auto_offset_reset``
-    in ``streams/app.py``). Returns the number of partitions prepared.
+    in ``streams/app.py``).
+
+    The by-account topic (:mod:`streams.repartition`) is internal: the run
+    fills it again from the input it re-reads, so it is read from its *end*.
+    It is the group's own topic (named after the app id) and normally does not
+    exist yet; if it does (left by an earlier group of the same id, or named
+    by ``KUZET_TOPIC_PAYMENTS_BY_ACCOUNT``), its end offsets are committed too,
+    so what is already on it is not counted a second time. Returns the number
+    of input partitions prepared.
     """
     check_reprocessing_group(settings, option)
     group = settings.app_id
@@ -233,17 +254,19 @@ async def prepare_reprocessing(settings: Settings, when: datetime | None, option
     try:
         await consumer.start()
         partitions = await input_partitions(settings)
-        if when is None:
-            return len(partitions)
-        end = await consumer.end_offsets(partitions)
-        offsets = await start_offsets(consumer, partitions, when, end)
-        await commit_offsets(consumer, offsets, f"kuzet {option}")  # the group is empty (above)
-        logger.info(
-            "reprocessing group %s starts at %s: %d records to read",
-            group,
-            when.isoformat(),
-            sum(end[tp] - offsets[tp] for tp in partitions),
-        )
+        internal = await existing_partitions(settings, settings.by_account_topic)
+        offsets = dict(await consumer.end_offsets(internal)) if internal else {}
+        if when is not None:
+            end = await consumer.end_offsets(partitions)
+            offsets.update(await start_offsets(consumer, partitions, when, end))
+            logger.info(
+                "reprocessing group %s starts at %s: %d records to read",
+                group,
+                when.isoformat(),
+                sum(end[tp] - offsets[tp] for tp in partitions),
+            )
+        if offsets:
+            await commit_offsets(consumer, offsets, f"kuzet {option}")  # the group is empty
         return len(partitions)
     except KafkaError as exc:
         raise kafka_failed(settings, f"setting the start offsets of group {group!r}", exc) from exc

@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry
 from detectors.base import Detector
 from detectors.engine import Engine
 from detectors.inspections.moratorium import MoratoriumViolation
-from streams.app import Publisher, create_app
-from streams.processor import BatchOutput
+from streams.app import BY_ACCOUNT, Publisher, create_app
+from streams.processor import SIDE_HEADER, BatchOutput, Source
 from streams.settings import Settings
+from tests.streams.test_repartition import C1, E2, Recording, payment
 
 
 class RecordingPublisher(Publisher):
@@ -23,9 +24,11 @@ class RecordingPublisher(Publisher):
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, BatchOutput]] = []
+        self.forwarded: list = []
 
-    async def publish(self, stream: str, out: BatchOutput) -> None:
+    async def publish(self, stream: str, out: BatchOutput, forwards=()) -> None:
         self.sent.append((stream, out))
+        self.forwarded.extend(forwards)
 
     def alerts(self):
         return [a for _, out in self.sent for a in out.alerts]
@@ -184,3 +187,58 @@ async def test_alerts_ring_is_bounded(kuzet):
             await agent.put(inspection(f"i-{i}", f"B-{i}"), key=b"B")
         await drain(publisher, 4)
     assert [a.entity for a in app.recent.query()] == ["B-3", "B-2"]
+
+
+async def test_payments_are_forwarded_by_account_then_judged_by_side():
+    publisher = RecordingPublisher()
+    detector = Recording()
+    app = create_app(
+        Settings(app_id="agent-test"),
+        engine=Engine([detector]),
+        registry=CollectorRegistry(),
+        publisher=publisher,
+        by_account_partitions=3,
+    )
+    app.app.finalize()
+    app.app.conf.store = "memory://"
+    app.app.flow_control.resume()
+    raw = payment("p-1", C1, E2)
+    async with app.agents["payments"].test_context() as agent:
+        await agent.put(raw, key=C1.encode())
+        await agent.put(b"{not json", key=b"X")
+        for _ in range(100):
+            if len(publisher.forwarded) == 2:
+                break
+            await asyncio.sleep(0.02)
+    assert [(f.partition, f.key, f.side) for f in publisher.forwarded] == [
+        (2, E2.encode(), "in"),
+        (1, C1.encode(), "out"),
+    ]
+    [letter] = publisher.dead_letters()
+    assert letter.category == "not_json"
+    registry = app.metrics.registry
+    value = registry.get_sample_value
+    assert value("kuzet_events_total", {"stream": "payments", "outcome": "invalid"}) == 1
+    assert value("kuzet_events_total", {"stream": "payments", "outcome": "ok"}) == 0
+
+    async with app.agents[BY_ACCOUNT].test_context() as agent:
+        for forward in publisher.forwarded:
+            await agent.put(
+                forward.value,
+                key=forward.key,
+                partition=forward.partition,
+                headers=[(SIDE_HEADER, forward.side.encode())],
+            )
+        await agent.put(raw, key=b"X", partition=0)  # no side header: dead-lettered
+        for _ in range(100):
+            if len(publisher.dead_letters()) == 2:
+                break
+            await asyncio.sleep(0.02)
+    assert sorted(detector.seen) == sorted([(E2, "in", "p-1"), (C1, "out", "p-1")])
+    letter = publisher.dead_letters()[1]
+    assert letter.category == "invalid_header"
+    assert letter.source.partition == 0 and isinstance(letter.source, Source)
+    assert value("kuzet_events_total", {"stream": "payments", "outcome": "ok"}) == 1
+    assert (
+        value("kuzet_dead_letters_total", {"stream": "payments", "reason": "invalid_header"}) == 1
+    )
