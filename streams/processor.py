@@ -15,9 +15,12 @@ engine one :class:`~detectors.events.Activity` with both sides at once.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from aiokafka.partitioner import murmur2
@@ -171,10 +174,15 @@ class Processor:
         partitions) and what else the batch produced: invalid records, counted
         and dead-lettered exactly as :meth:`handle` does. Valid payments are
         counted later, by :meth:`handle_activities`, once each.
+
+        The forwards of a batch that holds several input partitions are merged
+        by event time, each partition's own order kept (late events stay where
+        they arrived). An account's payments come from every input partition,
+        and a catching-up consumer reads those partitions side by side: merged,
+        the account sees its money come in before it goes out, as it happened.
         """
         out = BatchOutput()
-        forwards: list[Forward] = []
-        add = forwards.append
+        lanes: dict[int, list[tuple[float, bytes, bytes, bytes]]] = {}
         for value, key, source in records:
             try:
                 payment = decode_event("payments", value)
@@ -185,8 +193,21 @@ class Processor:
                 )
                 continue
             assert value is not None  # decode_event refuses an empty message
-            payee = payment.payee.encode()
-            payer = payment.payer.encode()
+            lane = lanes.get(source.partition)
+            if lane is None:
+                lane = lanes[source.partition] = []
+            lane.append(
+                (payment.ts.timestamp(), payment.payee.encode(), payment.payer.encode(), value)
+            )
+        if len(lanes) > 1:
+            ordered: Iterable[tuple[float, bytes, bytes, bytes]] = heapq.merge(
+                *lanes.values(), key=itemgetter(0)
+            )
+        else:
+            ordered = next(iter(lanes.values()), ())
+        forwards: list[Forward] = []
+        add = forwards.append
+        for _, payee, payer, value in ordered:
             into = (murmur2(payee) & 0x7FFFFFFF) % partitions  # partition_for, inlined
             out_of = (murmur2(payer) & 0x7FFFFFFF) % partitions
             if into == out_of:

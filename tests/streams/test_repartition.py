@@ -255,3 +255,24 @@ def test_the_by_account_topic_is_named_after_the_group_under_the_prefix():
         {"KUZET_TOPIC_PREFIX": "t.", "KUZET_TOPIC_PAYMENTS_BY_ACCOUNT": "by-account"}
     )
     assert settings.by_account_topic == "t.by-account"
+
+
+def test_a_batch_of_several_partitions_is_forwarded_in_event_time_each_keeping_its_order(
+    recording,
+):
+    processor, _ = recording
+    p0 = [payment("a", C1, E2, 2.0), payment("b", C1, E2, 0.5)]  # b arrived late
+    p1 = [payment("c", D1, F2, 1.0), payment("d", D1, F2, 3.0)]
+    records = [
+        (p0[0], b"k", Source(IN_TOPIC, 0, 0)),
+        (p0[1], b"k", Source(IN_TOPIC, 0, 1)),
+        (p1[0], b"k", Source(IN_TOPIC, 1, 0)),
+        (p1[1], b"k", Source(IN_TOPIC, 1, 1)),
+    ]
+    forwards, _ = processor.route_payments(records, PARTITIONS)
+    order = [msgspec.json.decode(f.value)["event_id"] for f in forwards if f.side == "in"]
+    # c (1 h) before a (2 h); b stays after a, where its partition had it; then d (3 h).
+    assert order == ["c", "a", "b", "d"]
+    # One partition: exactly the order it arrived in.
+    forwards, _ = processor.route_payments(records[:2], PARTITIONS)
+    assert [msgspec.json.decode(f.value)["event_id"] for f in forwards][::2] == ["a", "b"]
