@@ -1,12 +1,15 @@
 """Live throughput: events through a real ``kuzet worker`` on the local broker.
 
     deploy/kafka/kafka.sh start
-    python -m bench.live [N]            # default 200,000 events
+    python -m bench.live [N]              # default 200,000 events, the usual mix
+    python -m bench.live [N] --payments   # payments only (the repartitioned path)
 
 Pre-loads N events into fresh topics (3 partitions each), starts a worker
 subprocess, and reads its ``/metrics`` until every event is counted. The rate
 is taken from the first counted batch to the last, so start-up and consumer
-group join are not in it.
+group join are not in it. Payments are counted once each, when the by-account
+agent has run the detectors on them (``streams/repartition.py``). The topics
+(and the worker's by-account topic) are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from itertools import islice
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,7 +36,7 @@ PORT = 6099
 COUNT = re.compile(r"^kuzet_events_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 
-async def preload(prefix: str, n: int) -> float:
+async def preload(prefix: str, n: int, payments_only: bool = False) -> float:
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     names = [prefix + s for s in STREAMS] + [prefix + s + ".dlq" for s in STREAMS]
@@ -44,7 +48,8 @@ async def preload(prefix: str, n: int) -> float:
     await producer.start()
     started = time.perf_counter()
     pending = []
-    for stream, key, raw in records(n):
+    mix = records(n) if not payments_only else _payments(n)
+    for stream, key, raw in mix:
         pending.append(await producer.send(prefix + stream, raw, key=key.encode()))
         if len(pending) >= 20_000:
             await asyncio.gather(*pending)
@@ -52,6 +57,20 @@ async def preload(prefix: str, n: int) -> float:
     await asyncio.gather(*pending)
     await producer.stop()
     return time.perf_counter() - started
+
+
+def _payments(n: int):
+    """``n`` payments of the usual mix (its other records left out)."""
+    return islice((r for r in records(10 * n) if r[0] == "payments"), n)
+
+
+async def delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
+    finally:
+        await admin.close()
 
 
 def counted() -> float:
@@ -62,10 +81,18 @@ def counted() -> float:
         return 0.0
 
 
-def main(n: int = 200_000) -> None:
+def main(n: int = 200_000, payments_only: bool = False) -> None:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    produce_seconds = asyncio.run(preload(prefix, n))
-    print(f"preloaded {n:,} events in {produce_seconds:.1f} s")
+    try:
+        run(prefix, n, payments_only)
+    finally:
+        asyncio.run(delete_topics(prefix))
+
+
+def run(prefix: str, n: int, payments_only: bool) -> None:
+    produce_seconds = asyncio.run(preload(prefix, n, payments_only))
+    what = "payments" if payments_only else "events (70% payments)"
+    print(f"preloaded {n:,} {what} in {produce_seconds:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
@@ -102,9 +129,11 @@ def main(n: int = 200_000) -> None:
     (t0, c0), t1 = first, now
     print(
         f"live worker: {n - c0:,.0f} events in {t1 - t0:.2f} s "
-        f"= {(n - c0) / (t1 - t0):,.0f} events/s (3 partitions per topic, one worker)"
+        f"= {(n - c0) / (t1 - t0):,.0f} {'payments' if payments_only else 'events'}/s "
+        "(3 partitions per topic, one worker)"
     )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(numbers[0]) if numbers else 200_000, payments_only="--payments" in sys.argv)
