@@ -224,3 +224,38 @@ async def test_reprocessing_from_the_beginning_counts_each_payment_once(
     alerts = await consume(bootstrap, topics.alerts, expected=3 * len(first))
     ids = sorted(decode_alert(r.value).alert_id for r in alerts)
     assert ids == sorted(3 * first)
+
+
+@pytest.mark.partitions(3)
+async def test_the_by_account_topic_is_created_like_the_payments_topic_or_refused(
+    bootstrap, topics: Topics
+):
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from detectors.errors import ConfigError
+    from streams.repartition import ensure_by_account_topic
+    from streams.settings import Settings
+
+    env = {"KUZET_BROKER": bootstrap, **topics.env(), "KUZET_APP_ID": "made"}
+    settings = Settings.from_env(env)
+    assert await ensure_by_account_topic(settings) == 3
+    assert await ensure_by_account_topic(settings) == 3  # there now: left as it is
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [made] = [
+            t
+            for t in await admin.describe_topics()
+            if t["topic"] == topics.prefix + "made-payments-by-account"
+        ]
+        assert len(made["partitions"]) == 3
+        await admin.create_topics([NewTopic(topics.prefix + "odd", 1, 1)])
+    finally:
+        await admin.close()
+    odd = Settings.from_env({**env, "KUZET_TOPIC_PAYMENTS_BY_ACCOUNT": "odd"})
+    with pytest.raises(ConfigError, match=r"has 1 partitions but the payments topic .* has 3"):
+        await ensure_by_account_topic(odd)
+    # No payments topic yet: asked for as any client asks, the broker (which creates
+    # topics on first use, as docker compose's and the local one do) makes it.
+    fresh = Settings.from_env({**env, "KUZET_TOPIC_PREFIX": topics.prefix + "fresh."})
+    assert await ensure_by_account_topic(fresh) == 1  # the local broker's num.partitions
