@@ -62,8 +62,8 @@ class Publisher:
         self, stream: str, out: BatchOutput, forwards: Sequence[Forward] = ()
     ) -> None:
         """Send ``out``'s alerts and dead letters and the ``forwards``; wait for every ack."""
-        # Forwards go straight to the producer with their partition: Topic.send's
-        # per-message bookkeeping would cost more than the rest of the routing.
+        # Forwards go straight to the producer with their explicit partition
+        # (Faust's Topic.send wraps each in futures and callbacks not needed here).
         send = self.app.producer.send
         topic = self.by_account
         headers = _SIDE_HEADERS
