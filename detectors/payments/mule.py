@@ -151,12 +151,18 @@ class MuleAccount(Detector):
             if len(account.pending) > MAX_PENDING:
                 del account.pending[0]
             hour, arrivals = int(ts // HOUR), account.arrivals
-            for slot in reversed(arrivals):  # late inflows land in their own hour
-                if slot[0] == hour:
-                    slot[1] += 1
-                    break
+            if arrivals and arrivals[-1][0] == hour:
+                arrivals[-1][1] += 1
             else:
-                arrivals.append([hour, 1])
+                for slot in arrivals:  # a late inflow lands in its own hour
+                    if slot[0] == hour:
+                        slot[1] += 1
+                        break
+                else:
+                    arrivals.append([hour, 1])
+                    oldest = hour - self.window_hours - 1
+                    if arrivals[0][0] < oldest:  # bounded, even if nothing is ever forwarded
+                        account.arrivals = [slot for slot in arrivals if slot[0] >= oldest]
         if event.outgoing and channel != "cash_in":
             account = self._accounts.get(payment.payer)
             if account is not None and account.pending:

@@ -622,3 +622,18 @@ def test_sharing_one_payer_ledger_with_pyramid_scheme_changes_nothing():
     later = [(check(mule_copy, e), check(pyramid_copy, e)) for e in events[cut:]]
     assert [a for m, _ in later for a in m] == [a for a in mule_alone if a.ts >= events[cut].ts]
     assert [a for _, p in later for a in p] == pyramid_alone
+
+
+def test_an_account_paid_for_a_month_and_never_forwarding_keeps_bounded_state():
+    # A shop paid 20,000 a few times every hour for 30 days: it never forwards,
+    # so only the window's hours of arrival counts and MAX_PENDING inflows stay.
+    detector = MuleAccount()
+    payments = [
+        pay(f"in-{h}-{k}", h + k / 4, f"P-{h}-{k}", "SHOP", 20_000.0)
+        for h in range(30 * 24)
+        for k in range(3)
+    ]
+    assert feed(payments, detector) == []
+    account = detector._accounts["SHOP"]
+    assert len(account.arrivals) <= detector.window_hours + 2
+    assert len(account.pending) <= 32
