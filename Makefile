@@ -54,6 +54,7 @@ kafka-down:
 bench: setup
 	$(PY) -m bench.decode
 	$(PY) -m bench.backtest
+	$(PY) -m bench.state
 	scripts/with-kafka.sh $(PY) -m bench.live
 
 clean:
