@@ -26,17 +26,11 @@ from typing import Any, NamedTuple
 from aiokafka.partitioner import murmur2
 
 from detectors.engine import DUPLICATE, LATE, Engine
-from detectors.events import Activity, Alert, Side
-from streams.codec import InvalidEvent, decode_event
+from detectors.events import Activity, Alert, Payment
+from streams.codec import Half, InvalidEvent, decode_envelope, decode_event, encode_envelopes
 
 #: Outcome of a record that could not be decoded (beside the engine's outcomes).
 INVALID = "invalid"
-
-#: Kafka header naming the side of the payment a repartitioned record carries.
-SIDE_HEADER = "kuzet.side"
-
-#: Header value (bytes, as Kafka carries it) -> side.
-SIDES: dict[bytes, Side] = {b"in": "in", b"out": "out", b"both": "both"}
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -67,15 +61,24 @@ class DeadLetter:
     reason: str
     category: str
     source: Source
+    #: For a payment read back from an envelope of the by-account topic: its
+    #: place in the envelope (0, 1, ...) at ``source``; else None.
+    half: int | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers of the dead letter (contract: source topic, partition, offset, reason)."""
-        return [
+        """Kafka headers of the dead letter (contract: source topic, partition, offset, reason).
+
+        A half of an envelope also names its place in it: ``kuzet.source.half``.
+        """
+        headers = [
             ("kuzet.source.topic", self.source.topic.encode()),
             ("kuzet.source.partition", str(self.source.partition).encode()),
             ("kuzet.source.offset", str(self.source.offset).encode()),
             ("kuzet.reason", self.reason.encode()),
         ]
+        if self.half is not None:
+            headers.append(("kuzet.source.half", str(self.half).encode()))
+        return headers
 
 
 #: A record as the agents hand it over: (value, key, source).
@@ -83,12 +86,10 @@ Record = tuple[bytes | None, bytes | None, Source]
 
 
 class Forward(NamedTuple):
-    """A payment forwarded to the by-account topic: its original bytes, for one account."""
+    """A record for the by-account topic: an envelope of payment halves for one partition."""
 
     partition: int
-    key: bytes
     value: bytes
-    side: Side
 
 
 @dataclass(slots=True)
@@ -175,7 +176,14 @@ class Processor:
         and dead-lettered exactly as :meth:`handle` does. Valid payments are
         counted later, by :meth:`handle_activities`, once each.
 
-        The forwards of a batch that holds several input partitions are merged
+        A payment goes to its payee's partition as its ``in`` half and to its
+        payer's as its ``out`` half, or once as ``both`` when the two accounts
+        share a partition (:func:`partition_for`). The halves bound for one
+        partition travel together, in order, as one envelope (or a few, if
+        large; :func:`streams.codec.encode_envelopes`): one record per partition
+        and batch instead of one per half (why: :mod:`streams.repartition`).
+
+        The halves of a batch that holds several input partitions are merged
         by event time, each partition's own order kept (late events stay where
         they arrived). An account's payments come from every input partition,
         and a catching-up consumer reads those partitions side by side: merged,
@@ -205,76 +213,83 @@ class Processor:
             )
         else:
             ordered = next(iter(lanes.values()), ())
-        forwards: list[Forward] = []
-        add = forwards.append
+        envelopes: list[list[Half]] = [[] for _ in range(partitions)]
         for _, payee, payer, value in ordered:
             into = (murmur2(payee) & 0x7FFFFFFF) % partitions  # partition_for, inlined
             out_of = (murmur2(payer) & 0x7FFFFFFF) % partitions
             if into == out_of:
-                add(Forward(into, payee, value, "both"))
+                envelopes[into].append(("both", value))
             else:
-                add(Forward(into, payee, value, "in"))
-                add(Forward(out_of, payer, value, "out"))
+                envelopes[into].append(("in", value))
+                envelopes[out_of].append(("out", value))
+        forwards = [
+            Forward(partition, envelope)
+            for partition, halves in enumerate(envelopes)
+            if halves
+            for envelope in encode_envelopes(halves)
+        ]
         return forwards, out
 
-    def handle_activities(
-        self, records: list[tuple[bytes | None, bytes | None, Source, bytes | None]]
-    ) -> BatchOutput:
-        """Run the engine on payments read back by account: ``(value, key, source, side)``.
+    def handle_activities(self, records: list[Record]) -> BatchOutput:
+        """Run the engine on payments read back by account: envelopes of halves.
 
-        ``side`` is the raw ``kuzet.side`` header. Each payment is counted once,
-        by the record that carries its incoming side (``in`` or ``both``); the
-        ``out`` half adds its alerts and dead letters but no count. A record
-        without a valid side, or whose payment does not decode (neither can
-        come from the payments agent), is dead-lettered and not counted.
+        Each record is an envelope (:func:`streams.codec.decode_envelope`); its
+        halves are judged in order, with the envelope's position as their
+        source. Each payment is counted once, by the half that carries its
+        incoming side (``in`` or ``both``); the ``out`` half adds its alerts
+        and dead letters but no count. Dead letters of a half carry its own
+        bytes and its place in the envelope (:attr:`DeadLetter.half`).
+
+        An envelope that does not decode (no worker writes one) is
+        dead-lettered whole, counted once as ``invalid``; so is a half whose
+        payment does not decode (it was validated before it was forwarded),
+        counted on its incoming side.
         """
         out = BatchOutput()
         outcomes = out.outcomes
         times = out.event_times
         engine = self.engine
-        for value, key, source, raw_side in records:
-            side = SIDES.get(raw_side) if raw_side is not None else None
-            if side is None:
-                shown = "missing" if raw_side is None else repr(raw_side[:16])
-                out.dead_letters.append(
-                    DeadLetter(
-                        "payments",
-                        value,
-                        key,
-                        f"invalid header {SIDE_HEADER}: {shown} (expected in, out or both)",
-                        "invalid_header",
-                        source,
-                    )
-                )
-                continue
+        for envelope, key, source in records:
             try:
-                payment = decode_event("payments", value)
+                halves = decode_envelope(envelope)
             except InvalidEvent as exc:
+                outcomes[INVALID] += 1
                 out.dead_letters.append(
-                    DeadLetter("payments", value, key, exc.reason, exc.category, source)
+                    DeadLetter("payments", envelope, key, exc.reason, exc.category, source)
                 )
                 continue
-            activity = Activity(payment, side)
-            result = engine.process("payments", activity, source.partition)
-            outcome = result.outcome
-            counted = side != "out"
-            if counted:
-                outcomes[outcome] += 1
-            if result.alerts:
-                out.alerts.extend(result.alerts)
-            if outcome is DUPLICATE:
-                continue
-            if outcome is LATE:
-                reason = self._late_reason("payments", payment, source)
-                out.dead_letters.append(DeadLetter("payments", value, key, reason, "late", source))
-                continue
-            if result.failures:
-                reason = "; ".join(failure.reason for failure in result.failures)[:200]
-                out.dead_letters.append(
-                    DeadLetter("payments", value, key, reason, "detector_failed", source)
-                )
-            if counted:
-                times.append(payment.ts)
+            for half, (side, value) in enumerate(halves):
+                counted = side != "out"
+                try:
+                    payment = decode_event("payments", value)
+                except InvalidEvent as exc:
+                    if counted:
+                        outcomes[INVALID] += 1
+                    out.dead_letters.append(
+                        DeadLetter("payments", value, None, exc.reason, exc.category, source, half)
+                    )
+                    continue
+                result = engine.process("payments", Activity(payment, side), source.partition)
+                outcome = result.outcome
+                if counted:
+                    outcomes[outcome] += 1
+                if result.alerts:
+                    out.alerts.extend(result.alerts)
+                if outcome is DUPLICATE:
+                    continue
+                if outcome is LATE:
+                    reason = self._late_reason("payments", payment, source)
+                    out.dead_letters.append(
+                        _half_letter(value, payment, side, reason, "late", source, half)
+                    )
+                    continue
+                if result.failures:
+                    reason = "; ".join(failure.reason for failure in result.failures)[:200]
+                    out.dead_letters.append(
+                        _half_letter(value, payment, side, reason, "detector_failed", source, half)
+                    )
+                if counted:
+                    times.append(payment.ts)
         return out
 
     def _late_reason(self, stream: str, event: Any, source: Source) -> str:
@@ -284,3 +299,11 @@ class Processor:
             f"late: event time is {behind + lateness:.1f} h behind the newest {stream} "
             f"event of its partition (allowed lateness {lateness:g} h)"
         )
+
+
+def _half_letter(
+    value: bytes, payment: Payment, side: str, reason: str, category: str, source: Source, half: int
+) -> DeadLetter:
+    """A half's dead letter, keyed by the account whose side it is."""
+    account = payment.payer if side == "out" else payment.payee
+    return DeadLetter("payments", value, account.encode(), reason, category, source, half)

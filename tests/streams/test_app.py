@@ -14,7 +14,8 @@ from detectors.base import Detector
 from detectors.engine import Engine
 from detectors.inspections.moratorium import MoratoriumViolation
 from streams.app import BY_ACCOUNT, Publisher, create_app
-from streams.processor import SIDE_HEADER, BatchOutput, Source
+from streams.codec import ENVELOPE_FORMAT, FORMAT_HEADER, decode_envelope
+from streams.processor import BatchOutput, Source
 from streams.settings import Settings
 from tests.streams.test_repartition import C1, E2, Recording, payment
 
@@ -210,9 +211,10 @@ async def test_payments_are_forwarded_by_account_then_judged_by_side():
             if len(publisher.forwarded) == 2:
                 break
             await asyncio.sleep(0.02)
-    assert [(f.partition, f.key, f.side) for f in publisher.forwarded] == [
-        (2, E2.encode(), "in"),
-        (1, C1.encode(), "out"),
+    # One envelope for each of the two partitions the payment touches.
+    assert [(f.partition, decode_envelope(f.value)) for f in publisher.forwarded] == [
+        (1, [("out", raw)]),
+        (2, [("in", raw)]),
     ]
     [letter] = publisher.dead_letters()
     assert letter.category == "not_json"
@@ -225,20 +227,20 @@ async def test_payments_are_forwarded_by_account_then_judged_by_side():
         for forward in publisher.forwarded:
             await agent.put(
                 forward.value,
-                key=forward.key,
                 partition=forward.partition,
-                headers=[(SIDE_HEADER, forward.side.encode())],
+                headers=[(FORMAT_HEADER, ENVELOPE_FORMAT)],
             )
-        await agent.put(raw, key=b"X", partition=0)  # no side header: dead-lettered
+        await agent.put(raw, partition=0)  # a bare payment, not an envelope: dead-lettered
         for _ in range(100):
             if len(publisher.dead_letters()) == 2:
                 break
             await asyncio.sleep(0.02)
     assert sorted(detector.seen) == sorted([(E2, "in", "p-1"), (C1, "out", "p-1")])
     letter = publisher.dead_letters()[1]
-    assert letter.category == "invalid_header"
+    assert letter.category == "invalid_envelope" and letter.raw == raw
     assert letter.source.partition == 0 and isinstance(letter.source, Source)
     assert value("kuzet_events_total", {"stream": "payments", "outcome": "ok"}) == 1
+    assert value("kuzet_events_total", {"stream": "payments", "outcome": "invalid"}) == 2
     assert (
-        value("kuzet_dead_letters_total", {"stream": "payments", "reason": "invalid_header"}) == 1
+        value("kuzet_dead_letters_total", {"stream": "payments", "reason": "invalid_envelope"}) == 1
     )

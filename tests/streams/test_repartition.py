@@ -1,4 +1,4 @@
-"""Payments by account: routing, reading back by side, and counting each payment once.
+"""Payments by account: routing into envelopes, reading them back by side, counting once.
 
 No Kafka here: :meth:`Processor.route_payments` and
 :meth:`Processor.handle_activities` are pure; the agents that wrap them are in
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import permutations
 
 import msgspec
 import pytest
@@ -16,7 +17,8 @@ import pytest
 from detectors.base import Detector
 from detectors.engine import Engine
 from detectors.events import Activity
-from streams.processor import SIDE_HEADER, Forward, Processor, Source, partition_for
+from streams.codec import decode_envelope, encode_envelopes
+from streams.processor import DeadLetter, Forward, Processor, Source, partition_for
 from streams.settings import Settings
 
 PARTITIONS = 3
@@ -73,15 +75,38 @@ def inputs(*values: bytes) -> list[tuple[bytes | None, bytes | None, Source]]:
 
 
 def read_back(forwards: list[Forward], start: int = 0):
-    """The forwards as the by-account agent reads them: (value, key, source, side header)."""
+    """The forwards as the by-account agent reads them: (envelope, key, source)."""
     offsets: Counter[int] = Counter()
     records = []
     for forward in forwards:
         offset = start + offsets[forward.partition]
         offsets[forward.partition] += 1
-        source = Source(BY_ACCOUNT, forward.partition, offset)
-        records.append((forward.value, forward.key, source, forward.side.encode()))
+        records.append((forward.value, None, Source(BY_ACCOUNT, forward.partition, offset)))
     return records
+
+
+def halves(forwards: list[Forward]) -> list[tuple[int, str, bytes]]:
+    """Every half the forwards carry, in order: (partition, side, payment bytes)."""
+    return [
+        (forward.partition, side, raw)
+        for forward in forwards
+        for side, raw in decode_envelope(forward.value)
+    ]
+
+
+def per_half(raws: list[bytes], partitions: int = PARTITIONS) -> dict[int, list[tuple[str, bytes]]]:
+    """What each partition got when every half was a record of its own (the old format)."""
+    lanes: dict[int, list[tuple[str, bytes]]] = {}
+    for raw in raws:
+        event = msgspec.json.decode(raw)
+        into = partition_for(event["payee"].encode(), partitions)
+        out_of = partition_for(event["payer"].encode(), partitions)
+        if into == out_of:
+            lanes.setdefault(into, []).append(("both", raw))
+        else:
+            lanes.setdefault(into, []).append(("in", raw))
+            lanes.setdefault(out_of, []).append(("out", raw))
+    return lanes
 
 
 @pytest.fixture
@@ -102,38 +127,66 @@ def test_partition_for_is_kafkas_default_partitioner():
     assert partition_for(C1.encode(), 3) == 1 and partition_for(E2.encode(), 3) == 2
 
 
-def test_payee_and_payer_in_one_partition_make_one_record_with_both_sides(recording):
+def test_payee_and_payer_in_one_partition_make_one_half_with_both_sides(recording):
     processor, _ = recording
     raw = payment("p-1", A0, B0)
     forwards, out = processor.route_payments(inputs(raw), PARTITIONS)
-    assert forwards == [Forward(0, B0.encode(), raw, "both")]
+    assert forwards == [Forward(0, encode_envelopes([("both", raw)])[0])]
+    assert halves(forwards) == [(0, "both", raw)]
     assert out.outcomes == Counter() and not out.dead_letters and not out.alerts
 
 
-def test_payee_and_payer_apart_make_an_in_record_and_an_out_record(recording):
+def test_payee_and_payer_apart_make_an_in_half_and_an_out_half(recording):
     processor, _ = recording
     # Odd spacing and an exponent: the bytes must travel as they are, not re-encoded.
     raw = b' {"event_id": "p-1", "ts": "2023-03-01T09:00:00+06:00", "payer": "%s", ' % C1.encode()
     raw += b'"payee": "%s", "amount": 5e3} ' % E2.encode()
     forwards, _ = processor.route_payments(inputs(raw), PARTITIONS)
-    assert forwards == [
-        Forward(2, E2.encode(), raw, "in"),  # the payee's partition, keyed by the payee
-        Forward(1, C1.encode(), raw, "out"),  # the payer's partition, keyed by the payer
+    assert sorted(halves(forwards)) == [
+        (1, "out", raw),  # the payer's partition
+        (2, "in", raw),  # the payee's partition
     ]
-    assert all(f.value is raw for f in forwards)  # the original bytes, not re-encoded
 
 
-def test_one_partition_means_every_payment_is_one_record(recording):
+def test_one_partition_means_every_payment_is_one_half(recording):
     processor, _ = recording
     forwards, _ = processor.route_payments(inputs(payment("p-1", C1, E2)), 1)
-    assert [(f.partition, f.side) for f in forwards] == [(0, "both")]
+    assert [(p, side) for p, side, _ in halves(forwards)] == [(0, "both")]
+
+
+def test_a_batch_makes_one_envelope_per_partition_in_the_order_of_records_per_half(recording):
+    processor, _ = recording
+    pairs = list(permutations([A0, B0, C1, D1, E2, F2], 2))  # every way, both and split
+    raws = [payment(f"p-{n}", payer, payee, hours=n / 10) for n, (payer, payee) in enumerate(pairs)]
+    forwards, out = processor.route_payments(inputs(*raws), PARTITIONS)
+    assert not out.dead_letters
+    assert sorted(f.partition for f in forwards) == [0, 1, 2]  # one record each, not one a half
+    # Each partition gets exactly the halves, in exactly the order, it got as records.
+    assert {f.partition: decode_envelope(f.value) for f in forwards} == per_half(raws)
+    # Nothing to forward, nothing forwarded.
+    assert processor.route_payments(inputs(b"{"), PARTITIONS)[0] == []
+
+
+def test_large_payments_are_split_over_envelopes_in_order(recording):
+    processor, _ = recording
+    # Extra fields are allowed: five payments of ~100 kB each, all to partition 0.
+    raws = [
+        msgspec.json.encode(
+            msgspec.json.decode(payment(f"p-{n}", A0, B0, hours=n)) | {"note": 100_000 * "x"}
+        )
+        for n in range(5)
+    ]
+    forwards, _ = processor.route_payments(inputs(*raws), PARTITIONS)
+    assert len(forwards) > 1 and {f.partition for f in forwards} == {0}
+    assert all(len(f.value) <= 256 * 1024 for f in forwards)
+    assert halves(forwards) == [(0, "both", raw) for raw in raws]
 
 
 def test_invalid_payments_are_counted_and_dead_lettered_as_before(recording):
     processor, _ = recording
     records = inputs(b"{not json", payment("p-1", A0, A0), payment("p-2", C1, E2), b"")
     forwards, out = processor.route_payments(records, PARTITIONS)
-    assert len(forwards) == 2
+    assert len(halves(forwards)) == 2
     assert out.outcomes == Counter(invalid=3)
     assert [(d.category, d.source.offset, d.raw) for d in out.dead_letters] == [
         ("not_json", 0, b"{not json"),
@@ -167,7 +220,7 @@ def test_every_account_sees_each_of_its_payments_once_on_its_side(recording):
             (D1, "out", "p-4"),
         ]
     )
-    assert out.outcomes == Counter(ok=4)  # one per payment, not per record (6 records)
+    assert out.outcomes == Counter(ok=4)  # one per payment, not per half (6 halves)
     assert len(out.event_times) == 4
     assert not out.dead_letters
 
@@ -176,7 +229,7 @@ def test_a_redelivered_payment_counts_once_as_duplicate(recording):
     processor, detector = recording
     raw = payment("p-1", C1, E2)
     forwards, _ = processor.route_payments(inputs(raw, raw), PARTITIONS)
-    assert len(forwards) == 4  # the payments agent forwards both deliveries
+    assert len(halves(forwards)) == 4  # the payments agent forwards both deliveries
     out = processor.handle_activities(read_back(forwards))
     assert out.outcomes == Counter(ok=1, duplicate=1)
     assert sorted(detector.seen) == sorted([(C1, "out", "p-1"), (E2, "in", "p-1")])
@@ -194,9 +247,10 @@ def test_late_halves_go_to_the_dead_letters_and_the_payment_counts_once(recordin
     forwards, _ = processor.route_payments(inputs(raw), PARTITIONS)
     out = processor.handle_activities(read_back(forwards, start=10))
     assert out.outcomes == Counter(late=1)
-    assert [(d.category, d.source, d.key) for d in out.dead_letters] == [
-        ("late", Source(BY_ACCOUNT, 2, 10), E2.encode()),
-        ("late", Source(BY_ACCOUNT, 1, 10), C1.encode()),
+    # Keyed by the account whose side it is; the source is the envelope and the half in it.
+    assert [(d.category, d.source, d.half, d.key) for d in out.dead_letters] == [
+        ("late", Source(BY_ACCOUNT, 1, 10), 0, C1.encode()),
+        ("late", Source(BY_ACCOUNT, 2, 10), 0, E2.encode()),
     ]
     assert out.dead_letters[0].reason == (
         "late: event time is 48.0 h behind the newest payments event of its partition "
@@ -206,30 +260,60 @@ def test_late_halves_go_to_the_dead_letters_and_the_payment_counts_once(recordin
 
 
 @pytest.mark.parametrize(
-    ("side", "shown"), [(None, "missing"), (b"sideways", "b'sideways'"), (b"", "b''")]
+    "envelope",
+    [
+        None,
+        b"",
+        payment("p-0", A0, B0),  # a bare payment, as records were before envelopes
+        msgspec.msgpack.encode([2, [["both", payment("p-0", A0, B0)]]]),  # another version
+        msgspec.msgpack.encode([1, [["both", payment("p-0", A0, B0)], ["sideways", b"{}"]]]),
+        b"\x92\x01\x91",  # cut short
+    ],
+    ids=["none", "empty", "bare-payment", "version-2", "bad-side", "truncated"],
 )
-def test_a_record_without_a_valid_side_is_dead_lettered_not_counted(recording, side, shown):
+def test_a_garbled_envelope_is_dead_lettered_whole_and_counted_once(recording, envelope):
     processor, detector = recording
     raw = payment("p-1", C1, E2)
     source = Source(BY_ACCOUNT, 1, 7)
+    [good] = encode_envelopes([("in", raw)])
     out = processor.handle_activities(
-        [(raw, C1.encode(), source, side), (raw, E2.encode(), Source(BY_ACCOUNT, 2, 0), b"in")]
+        [(envelope, None, source), (good, None, Source(BY_ACCOUNT, 2, 0))]
     )
     [letter] = out.dead_letters
-    assert letter.category == "invalid_header"
-    assert letter.reason == f"invalid header {SIDE_HEADER}: {shown} (expected in, out or both)"
-    assert (letter.raw, letter.source) == (raw, source)
-    assert out.outcomes == Counter(ok=1)  # the valid half still counts
+    assert letter.category == "invalid_envelope"
+    assert letter.reason.startswith("invalid envelope: ")
+    assert (letter.raw, letter.key, letter.source, letter.half) == (envelope, None, source, None)
+    assert ("kuzet.reason", letter.reason.encode()) in letter.headers()
+    assert out.outcomes == Counter(invalid=1, ok=1)  # the envelope once; the next still counts
     assert detector.seen == [(E2, "in", "p-1")]
 
 
-def test_an_undecodable_forward_is_dead_lettered_not_counted(recording):
+def test_a_half_that_is_no_payment_is_dead_lettered_and_counted_on_its_incoming_side(recording):
     processor, detector = recording
     source = Source(BY_ACCOUNT, 0, 3)
-    out = processor.handle_activities([(b'{"event_id": 1}', b"A", source, b"both")])
-    [letter] = out.dead_letters
-    assert (letter.category, letter.source) == ("invalid_field", source)
-    assert out.outcomes == Counter() and detector.seen == []
+    [envelope] = encode_envelopes(
+        [("both", payment("p-1", A0, B0)), ("in", b'{"event_id": 1}'), ("out", b"[]")]
+    )
+    out = processor.handle_activities([(envelope, None, source)])
+    assert [(d.category, d.raw, d.source, d.half, d.key) for d in out.dead_letters] == [
+        ("invalid_field", b'{"event_id": 1}', source, 1, None),
+        ("not_object", b"[]", source, 2, None),
+    ]
+    assert ("kuzet.source.half", b"1") in out.dead_letters[0].headers()
+    assert out.outcomes == Counter(ok=1, invalid=1)  # the out half is not counted
+    assert sorted(detector.seen) == [(A0, "out", "p-1"), (B0, "in", "p-1")]
+
+
+def test_a_dead_letter_names_its_half_only_when_it_has_one():
+    letter = DeadLetter("payments", b"x", None, "why", "late", Source(IN_TOPIC, 0, 5))
+    assert [name for name, _ in letter.headers()] == [
+        "kuzet.source.topic",
+        "kuzet.source.partition",
+        "kuzet.source.offset",
+        "kuzet.reason",
+    ]
+    letter.half = 3
+    assert letter.headers()[-1] == ("kuzet.source.half", b"3")
 
 
 class Exploding(Recording):
@@ -270,9 +354,18 @@ def test_a_batch_of_several_partitions_is_forwarded_in_event_time_each_keeping_i
         (p1[1], b"k", Source(IN_TOPIC, 1, 1)),
     ]
     forwards, _ = processor.route_payments(records, PARTITIONS)
-    order = [msgspec.json.decode(f.value)["event_id"] for f in forwards if f.side == "in"]
-    # c (1 h) before a (2 h); b stays after a, where its partition had it; then d (3 h).
-    assert order == ["c", "a", "b", "d"]
+    order = [msgspec.json.decode(raw)["event_id"] for _, side, raw in halves(forwards)]
+    # In the payees' partition (2): c (1 h) before a (2 h); b stays after a, where
+    # its partition had it; then d (3 h).
+    assert [p for p, side, _ in halves(forwards) if side == "in"] == [2, 2, 2, 2]
+    assert order[:4] == ["c", "a", "b", "d"]
+    # The payers' partition (1) sees them in the same order.
+    assert order[4:] == ["c", "a", "b", "d"]
     # One partition: exactly the order it arrived in.
     forwards, _ = processor.route_payments(records[:2], PARTITIONS)
-    assert [msgspec.json.decode(f.value)["event_id"] for f in forwards][::2] == ["a", "b"]
+    assert [msgspec.json.decode(raw)["event_id"] for _, _, raw in halves(forwards)] == [
+        "a",
+        "b",
+        "a",
+        "b",
+    ]
