@@ -5,17 +5,68 @@ over every partition. The live worker therefore forwards each valid payment,
 its original bytes unchanged, to an internal topic partitioned by *account*
 (``Settings.by_account_topic``, default ``<app id>-payments-by-account``):
 
-- keyed by the payee with the header ``kuzet.side: in`` (money in),
-- keyed by the payer with ``kuzet.side: out`` (money out),
-- or, when payee and payer fall into the same partition, once, keyed by the
-  payee with ``kuzet.side: both``.
+- to the payee's partition as its ``in`` half (money in),
+- to the payer's partition as its ``out`` half (money out),
+- or, when payee and payer fall into the same partition, once, as ``both``.
 
 The partition is chosen explicitly with Kafka's default partitioner (murmur2
-of the key bytes, as the Java client and aiokafka compute it), so each
+of the account's bytes, as the Java client and aiokafka compute it), so each
 account's activities land where any Kafka client would put that key. The
 routing itself is pure and lives in :meth:`streams.processor.Processor.route_payments`;
 the payments detectors read :class:`detectors.events.Activity` records built
 from this topic by :meth:`streams.processor.Processor.handle_activities`.
+
+A record of this topic carries not one half but an *envelope*: every half
+that one batch of the payments agent sends to that partition, in order
+(:func:`streams.codec.encode_envelopes`, :func:`streams.codec.decode_envelope`)::
+
+    value   MessagePack array [1, [[side, payment], ...]]
+              1        the format's version
+              side     "in", "out" or "both" (a string)
+              payment  the payment's original bytes (bin), unchanged
+    key     none: the partition is given explicitly, the accounts are inside
+    header  kuzet.format: kuzet.halves.v1+msgpack  (a label; the reader goes by the version)
+
+Within a partition the halves keep exactly the order they would have had as
+records of their own (the batch is merged by event time before it is
+routed), and a batch's envelopes are acknowledged by Kafka before the batch
+is, as single records were. An envelope that would pass 256 KiB is split,
+in order, into several.
+
+Why: Faust's per-record path costs ~80-100 µs a record on this project's
+machine, our decode and detectors ~4 µs a payment. With a record per half, a
+payment took that path 1 + ~1.67 times (read from ``payments``, then once per
+side, two halves when payee and payer fall into different partitions, two
+times in three with 3 partitions), and the live worker fell from ~10,500
+payments/s to ~3,900 (``python -m bench.live --payments``). With an envelope
+the by-account path costs one record per partition and batch: on a day the
+per-half format made ~3,600-3,900 payments/s and the worker before the
+repartition ~9,850-10,300, envelopes made ~9,000-11,000, most runs ~9,300
+(mixed stream: ~4,000-4,700, ~9,900-10,300 and ~8,600-9,800 events/s). What
+is left of the cost is the second decode, the routing and the engine's
+bookkeeping once per half.
+
+Why MessagePack rather than JSON: the payment travels as ``bin`` behind its
+length, so the reader slices it out without scanning it and any bytes fit;
+JSON could embed it raw (``msgspec.Raw``) only because it is valid JSON, and
+must parse each one again to find where it ends. Measured on 555 typical
+halves (~154-byte payments): encode + decode ~60 ns a half with MessagePack
+against ~270 ns for a JSON array of ``msgspec.Raw``, at the same size (~161
+and ~163 bytes a half). Both are small beside Faust's cost; MessagePack is
+the cheaper and the simpler to keep exact.
+
+Reading an envelope that is not one (not MessagePack, another version, an
+unknown side: no worker writes one) never stops the worker: it is
+dead-lettered whole to ``payments.dlq`` with reason category
+``invalid_envelope`` and counted once as ``invalid``. A half's own dead
+letters (late, a detector failed, bytes that are no payment) carry the
+payment's bytes, the envelope's position as source and the half's place in it
+(header ``kuzet.source.half``).
+
+Nothing else depends on keys or on a record per half: checkpoints hold each
+partition's last offset, and a batch judges whole envelopes, so a restart
+resumes after the last envelope a checkpoint reflects; re-read input
+forwards the same halves again, duplicates by ``event_id`` and side.
 
 The topic has as many partitions as the payments topic; the worker creates it
 at start if it is missing (:func:`ensure_by_account_topic`) and refuses to
