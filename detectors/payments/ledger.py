@@ -26,6 +26,15 @@ DAY = 86400.0
 DEFAULT_IDLE_DAYS = 30
 
 
+def forget_idle(accounts: dict[str, Any], before: float) -> None:
+    """Drop the per-account states whose ``last_ts`` is older than ``before``.
+
+    The payments detectors call it once a day of event time (bounded state).
+    """
+    for name in [n for n, a in accounts.items() if a.last_ts < before]:
+        del accounts[name]
+
+
 class Payers:
     """A Bloom filter of payers per receiving account, shared by payments detectors.
 

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
 from detectors.events import SEVERITY_RANK, Activity, Alert
-from detectors.payments.ledger import Payers
+from detectors.payments.ledger import Payers, forget_idle
 
 DAY = 86400.0
 DEFAULT_WINDOW_DAYS = 7
@@ -232,6 +232,4 @@ class PyramidScheme(Detector):
     def _sweep(self, ts: float, day: int) -> None:
         """Once a day of event time: forget accounts idle for IDLE_DAYS."""
         self._swept_day = day
-        horizon = ts - IDLE_DAYS * DAY
-        for name in [n for n, a in self._accounts.items() if a.last_ts < horizon]:
-            del self._accounts[name]
+        forget_idle(self._accounts, ts - IDLE_DAYS * DAY)
