@@ -85,17 +85,15 @@ def decode_event(stream: str, raw: bytes | None) -> Any:
         event = _DECODERS[stream].decode(raw)
     except msgspec.ValidationError as exc:
         raise _invalid(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"not JSON: {_short(str(exc))}", "not_json") from None
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise _undecodable(exc) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise _undecodable(raw, exc) from None
     # Two things msgspec lets through that the contract does not (checked only
     # after a successful decode, and cheaply: together ~0.2 us a message).
     if not raw.isascii():
         try:
             raw.decode()  # msgspec skips unknown fields without checking their UTF-8
         except UnicodeDecodeError as exc:
-            raise _undecodable(exc) from None
+            raise _undecodable(raw, exc) from None
     if _basic_offset(raw):
         raise InvalidEvent(
             "invalid field ts: expected an RFC 3339 offset with a colon (+06:00), got +HHMM",
@@ -123,12 +121,31 @@ def _basic_offset(raw: bytes) -> bool:
     return len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit()
 
 
-def _undecodable(exc: UnicodeDecodeError | RecursionError) -> InvalidEvent:
-    # msgspec raises these bare (not as DecodeError): invalid UTF-8 inside a
-    # string, and nesting deeper than the interpreter's recursion limit.
-    if isinstance(exc, UnicodeDecodeError):
-        return InvalidEvent(f"not UTF-8: {_short(str(exc))}", "not_json")
-    return InvalidEvent("JSON nested too deeply", "invalid_value")
+def _undecodable(raw: bytes, exc: Exception) -> InvalidEvent:
+    """Why ``raw``, which msgspec could not decode as JSON, is not JSON.
+
+    Kuzet decides the reason itself, on this failure path only: bytes that are
+    not UTF-8 are ``not UTF-8`` whatever msgspec said (it has reported invalid
+    UTF-8 inside a string as a bare UnicodeDecodeError, and later as a
+    DecodeError of its own wording). msgspec also raises a bare RecursionError
+    for nesting deeper than the interpreter's recursion limit.
+    """
+    if rejection := _not_utf8(raw):
+        return rejection
+    if isinstance(exc, RecursionError):
+        return InvalidEvent("JSON nested too deeply", "invalid_value")
+    return InvalidEvent(f"not JSON: {_short(str(exc))}", "not_json")
+
+
+def _not_utf8(raw: bytes) -> InvalidEvent | None:
+    """The rejection of ``raw`` if it is not UTF-8 (RFC 8259: JSON is), else None."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        return InvalidEvent(
+            f"not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}", "not_json"
+        )
+    return None
 
 
 def _invalid(message: str) -> InvalidEvent:
@@ -187,10 +204,8 @@ def decode_file_line(line: bytes) -> tuple[str, str | None, bytes]:
         record = _file_decoder.decode(line)
     except msgspec.ValidationError as exc:
         raise _invalid(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"not JSON: {_short(str(exc))}", "not_json") from None
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise _undecodable(exc) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise _undecodable(line, exc) from None
     if record.topic not in _DECODERS:
         raise InvalidEvent(
             f"unknown topic: {_short(record.topic, 64)!r} (expected one of {', '.join(_DECODERS)})",
@@ -276,8 +291,10 @@ def decode_envelope(raw: bytes | None) -> list[Half]:
         detail = f"{str(exc)[:1].lower()}{str(exc)[1:]}"
     except msgspec.DecodeError as exc:
         detail = f"not MessagePack: {exc}"
-    except (UnicodeDecodeError, RecursionError) as exc:
-        detail = f"not MessagePack: {type(exc).__name__}"
+    except UnicodeDecodeError:  # raised bare by older msgspec; later a DecodeError
+        detail = "not MessagePack: a string is not UTF-8"
+    except RecursionError:
+        detail = "not MessagePack: nested too deeply"
     try:
         version = _envelope_head.decode(raw).version
     except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
