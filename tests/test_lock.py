@@ -162,3 +162,18 @@ def test_the_makefile_installs_the_venvs_from_the_locks():
     assert "--require-hashes -r $(DEV_LOCK)" in makefile
     assert "--require-hashes -r $(TOOLS_LOCK)" in makefile
     assert "--no-deps -e ." in makefile
+
+
+def test_the_image_installs_the_runtime_lock_and_every_package_the_cli_runs():
+    # Bug: the image lacked simulator/, so `kuzet simulate` failed in it.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--require-hashes -r requirements.lock" in dockerfile
+    assert "--no-deps ." in dockerfile
+    copied = set(re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", dockerfile, re.MULTILINE))
+    sources = {path.rstrip("/") for line in copied for path in line.split()}
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for pattern in setuptools["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert package in sources, f"the Dockerfile does not copy {package}/"
+    # The lock goes in before the source, so a change of source reuses the dependencies' layer.
+    assert dockerfile.index("requirements.lock") < dockerfile.index("streams")
