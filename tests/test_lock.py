@@ -176,4 +176,4 @@ def test_the_image_installs_the_runtime_lock_and_every_package_the_cli_runs():
         package = pattern.rstrip("*")
         assert package in sources, f"the Dockerfile does not copy {package}/"
     # The lock goes in before the source, so a change of source reuses the dependencies' layer.
-    assert dockerfile.index("requirements.lock") < dockerfile.index("streams")
+    assert dockerfile.index("COPY requirements.lock") < dockerfile.index("COPY streams")
