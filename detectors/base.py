@@ -53,6 +53,9 @@ class Detector:
 
     kind: ClassVar[str]
     stream: ClassVar[str]
+    #: The lane it reads (:data:`detectors.events.LANES`): its stream as keyed,
+    #: unless a detector needs the stream regrouped by another entity.
+    lane: ClassVar[str | None] = None
 
     def update(self, event: Any, ctx: Context) -> list[Alert]:
         """Take one event; return the alerts it raises (usually none)."""

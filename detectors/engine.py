@@ -44,7 +44,7 @@ from typing import Any
 
 from detectors.base import Context, Detector
 from detectors.errors import KuzetError
-from detectors.events import KIND_DOMAIN, MAX_ALERT_EVENT_IDS, STREAMS, Alert
+from detectors.events import KIND_DOMAIN, LANES, MAX_ALERT_EVENT_IDS, Alert
 
 # Outcomes of one event; they are also the ``outcome`` label of the metrics.
 OK = "ok"
@@ -181,47 +181,37 @@ _NO_ALERTS: tuple[Alert, ...] = ()
 _NO_FAILURES: tuple[DetectorFailure, ...] = ()
 
 
-class _Clock:
-    """Event-time progress of one partition of a stream: newest event time and timers.
+class Partition:
+    """The detectors, duplicate memory, event time and timers of one partition of one lane.
 
-    Every entity lives in one partition (the Kafka key is the entity), so the
-    partition's own order is the order that matters for its entities: lateness
-    and timers are judged per partition. A consumer that reads several
-    partitions at different speeds (catch-up, replay) then never mistakes a
-    slower partition's events for late ones.
+    A *lane* is what a detector reads: a stream (``payroll``, ``inspections``,
+    ``payments`` by account), or a stream regrouped by another entity
+    (``inspections-by-authority``). Each Kafka partition of a lane has its own
+    :class:`Partition`: every entity lives in one partition (the key names it),
+    so everything the engine and its detectors know about an entity, and the
+    event time that decides lateness, timers, expiry and daily sweeps, belongs
+    to that partition and moves only with that partition's own events. A
+    partition's state therefore pickles on its own (:meth:`Engine.snapshot_partition`)
+    and moves with the Kafka partition from worker to worker, and the same
+    records in the same order give the same alerts however many partitions
+    a worker holds or in what order it reads them.
     """
-
-    __slots__ = ("max_ts", "timers")
-
-    def __init__(self) -> None:
-        self.max_ts = float("-inf")
-        # (at, sequence, detector index, key); the sequence keeps ties in FIFO order.
-        self.timers: list[tuple[float, int, int, Hashable]] = []
-
-    def __getstate__(self) -> tuple[float, list[tuple[float, int, int, Hashable]]]:
-        return self.max_ts, self.timers
-
-    def __setstate__(self, state: tuple[float, list[tuple[float, int, int, Hashable]]]) -> None:
-        self.max_ts, self.timers = state
-
-
-class _StreamState:
-    """Detectors, duplicate memory and per-partition clocks of one stream."""
 
     def __init__(self, detectors: list[Detector], dedup_max_ids: int) -> None:
         self.detectors = detectors
         self.dedup = Deduplicator(dedup_max_ids)
         self.dedup_expired_to = float("-inf")
-        self.clocks: dict[int, _Clock] = {}
+        self.max_ts = float("-inf")
+        # (at, sequence, detector index, key); the sequence keeps ties in FIFO order.
+        self.timers: list[tuple[float, int, int, Hashable]] = []
         self.timer_seq = 0
+        self.timer_failures = 0  # timers have no event to dead-letter, so they are counted
         self.ctx = Context(self.schedule)
-        # What schedule() files a timer under: the detector being called, and its partition.
-        self.current = 0
-        self.clock = _Clock()
+        self.current = 0  # which detector schedule() files a timer for
 
     def schedule(self, at: float, key: Hashable) -> None:
         self.timer_seq += 1
-        heapq.heappush(self.clock.timers, (at, self.timer_seq, self.current, key))
+        heapq.heappush(self.timers, (at, self.timer_seq, self.current, key))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -232,63 +222,20 @@ class _StreamState:
         self.__dict__.update(state)
         self.ctx = Context(self.schedule)
 
-
-class Engine:
-    """Runs detectors over events in event time; see the module docstring.
-
-    Parameters:
-        detectors: the detectors to run; each watches ``detector.stream``.
-        allowed_lateness: seconds an event may trail the newest event of its
-            stream and still be accepted; also how long a decision that rests
-            on something not happening waits.
-        dedup_max_ids: ceiling on remembered event ids per stream.
-    """
-
-    def __init__(
-        self,
-        detectors: Iterable[Detector],
-        *,
-        allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
-        dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS,
-    ) -> None:
-        self.allowed_lateness = float(allowed_lateness)
-        self.dedup_max_ids = dedup_max_ids
-        self.detectors = list(detectors)
-        self.timer_failures = 0  # timers have no event to dead-letter, so they are counted
-        by_stream: dict[str, list[Detector]] = {stream: [] for stream in STREAMS}
-        for detector in self.detectors:
-            if detector.stream not in by_stream:
-                raise KuzetError(
-                    f"detector {detector!r} watches unknown stream {detector.stream!r}; "
-                    f"streams are {', '.join(STREAMS)}"
-                )
-            by_stream[detector.stream].append(detector)
-        self._streams = {
-            stream: _StreamState(dets, dedup_max_ids) for stream, dets in by_stream.items()
-        }
-
-    # -- processing -------------------------------------------------------------
-
-    def process(self, stream: str, event: Any, partition: int = 0) -> Result:
-        """Feed one decoded event of ``stream`` from ``partition``; return its outcome, alerts."""
-        state = self._streams[stream]
+    def process(self, event: Any, allowed_lateness: float) -> Result:
         ts = event.ts.timestamp()
-        if not state.dedup.add(event.event_id, ts):
+        if not self.dedup.add(event.event_id, ts):
             return Result(DUPLICATE, _NO_ALERTS, _NO_FAILURES)
-        clock = state.clocks.get(partition)
-        if clock is None:
-            clock = state.clocks[partition] = _Clock()
-        if ts < clock.max_ts - self.allowed_lateness:
+        if ts < self.max_ts - allowed_lateness:
             return Result(LATE, _NO_ALERTS, _NO_FAILURES)
 
         alerts: list[Alert] | None = None
         failures: list[DetectorFailure] | None = None
-        ctx = state.ctx
+        ctx = self.ctx
         ctx.ts = ts
-        ctx.watermark = clock.max_ts - self.allowed_lateness
-        state.clock = clock
-        for index, detector in enumerate(state.detectors):
-            state.current = index
+        ctx.watermark = self.max_ts - allowed_lateness
+        for index, detector in enumerate(self.detectors):
+            self.current = index
             try:
                 found = detector.update(event, ctx)
             except Exception as exc:  # a detector bug must not stop the stream
@@ -301,62 +248,178 @@ class Engine:
                     alerts = []
                 alerts.extend(found)
 
-        if ts > clock.max_ts:
-            clock.max_ts = ts
-            fired = self._advance(state, clock)
+        if ts > self.max_ts:
+            self.max_ts = ts
+            fired = self._advance(allowed_lateness)
             if fired:
                 alerts = alerts + fired if alerts else fired
         if failures:
             return Result(FAILED, alerts or _NO_ALERTS, failures)
         return Result(OK, alerts or _NO_ALERTS, _NO_FAILURES)
 
-    def _advance(self, state: _StreamState, clock: _Clock) -> list[Alert] | None:
-        """Move a partition's watermark to ``max_ts - allowed_lateness``; fire due timers."""
-        watermark = clock.max_ts - self.allowed_lateness
+    def _advance(self, allowed_lateness: float) -> list[Alert] | None:
+        """Move the watermark to ``max_ts - allowed_lateness``; fire due timers."""
+        watermark = self.max_ts - allowed_lateness
         # Ids older than twice the lateness can only come back as late events.
-        horizon = watermark - self.allowed_lateness
-        if horizon - state.dedup_expired_to >= DEDUP_BUCKET_SECONDS:
-            state.dedup.expire(horizon)
-            state.dedup_expired_to = horizon
-        timers = clock.timers
+        horizon = watermark - allowed_lateness
+        if horizon - self.dedup_expired_to >= DEDUP_BUCKET_SECONDS:
+            self.dedup.expire(horizon)
+            self.dedup_expired_to = horizon
+        timers = self.timers
         if not timers or timers[0][0] > watermark:
             return None
         fired: list[Alert] = []
-        ctx = state.ctx
+        ctx = self.ctx
         ctx.watermark = watermark
-        ctx.ts = clock.max_ts  # decisions are made, and stamped, at the stream's time now
+        ctx.ts = self.max_ts  # decisions are made, and stamped, at the partition's time now
         while timers and timers[0][0] <= watermark:
             at, _, index, key = heapq.heappop(timers)
-            state.current = index
+            self.current = index
             ctx.due = at
             try:
-                fired.extend(state.detectors[index].on_timer(key, ctx))
+                fired.extend(self.detectors[index].on_timer(key, ctx))
             except Exception:  # a detector bug must not stop the stream
                 self.timer_failures += 1
         return fired
 
+
+def lane_of(detector: Detector) -> str:
+    """The lane a detector reads: its stream, or its stream regrouped (``Detector.lane``)."""
+    return getattr(detector, "lane", None) or detector.stream
+
+
+class Engine:
+    """Runs detectors over events in event time; see the module docstring.
+
+    Parameters:
+        detectors: the detectors to run, fresh: the first partition of each
+            lane runs these instances, every other partition a copy of them
+            as they were given (detectors that share an object, like the
+            payments detectors' payer memory, share it within each copy).
+        allowed_lateness: seconds an event may trail the newest event of its
+            partition and still be accepted; also how long a decision that
+            rests on something not happening waits.
+        dedup_max_ids: ceiling on remembered event ids per partition.
+    """
+
+    def __init__(
+        self,
+        detectors: Iterable[Detector],
+        *,
+        allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
+        dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS,
+    ) -> None:
+        self.allowed_lateness = float(allowed_lateness)
+        self.dedup_max_ids = dedup_max_ids
+        self.detectors = list(detectors)
+        self._prototypes: dict[str, list[Detector]] = {lane: [] for lane in LANES}
+        for detector in self.detectors:
+            lane = lane_of(detector)
+            if lane not in self._prototypes:
+                raise KuzetError(
+                    f"detector {detector!r} reads unknown lane {lane!r}; "
+                    f"lanes are {', '.join(LANES)}"
+                )
+            self._prototypes[lane].append(detector)
+        # Fresh copies are unpickled from these; the given instances themselves serve the
+        # first partition of their lane (so a caller holding one sees its state).
+        self._blank = {
+            lane: pickle.dumps(dets, pickle.HIGHEST_PROTOCOL)
+            for lane, dets in self._prototypes.items()
+        }
+        self._handed_out: set[str] = set()
+        self._partitions: dict[tuple[str, int], Partition] = {}
+
+    def lanes(self) -> list[str]:
+        """The lanes some detector reads."""
+        return [lane for lane, dets in self._prototypes.items() if dets]
+
+    def partition(self, lane: str, partition: int) -> Partition:
+        """The state of one partition of a lane, created empty on first use."""
+        state = self._partitions.get((lane, partition))
+        if state is None:
+            if lane in self._handed_out:
+                detectors = pickle.loads(self._blank[lane])  # a fresh copy of the prototypes
+            else:
+                detectors = self._prototypes[lane]
+                self._handed_out.add(lane)
+            state = self._partitions[lane, partition] = Partition(detectors, self.dedup_max_ids)
+        return state
+
+    def partitions(self) -> list[tuple[str, int]]:
+        return sorted(self._partitions)
+
+    # -- processing -------------------------------------------------------------
+
+    def process(self, lane: str, event: Any, partition: int = 0) -> Result:
+        """Feed one decoded event of ``lane`` from ``partition``; return its outcome, alerts."""
+        state = self._partitions.get((lane, partition)) or self.partition(lane, partition)
+        return state.process(event, self.allowed_lateness)
+
+    @property
+    def timer_failures(self) -> int:
+        return sum(p.timer_failures for p in self._partitions.values())
+
     # -- inspection -------------------------------------------------------------
 
-    def watermark(self, stream: str, partition: int | None = None) -> float:
-        """Watermark in epoch seconds of one partition, or the lowest of the stream's.
+    def watermark(self, lane: str, partition: int | None = None) -> float:
+        """Watermark in epoch seconds of one partition, or the lowest of the lane's.
 
         ``-inf`` before any event.
         """
-        clocks = self._streams[stream].clocks
         if partition is not None:
-            clock = clocks.get(partition)
-            return (clock.max_ts if clock else float("-inf")) - self.allowed_lateness
-        if not clocks:
-            return float("-inf")
-        return min(c.max_ts for c in clocks.values()) - self.allowed_lateness
+            state = self._partitions.get((lane, partition))
+            return (state.max_ts if state else float("-inf")) - self.allowed_lateness
+        times = [p.max_ts for (name, _), p in self._partitions.items() if name == lane]
+        return (min(times) if times else float("-inf")) - self.allowed_lateness
 
-    def tracked_ids(self, stream: str) -> int:
-        return len(self._streams[stream].dedup)
+    def _of_lane(self, lane: str) -> list[Partition]:
+        return [p for (name, _), p in self._partitions.items() if name == lane]
 
-    def pending_timers(self, stream: str) -> int:
-        return sum(len(c.timers) for c in self._streams[stream].clocks.values())
+    def tracked_ids(self, lane: str) -> int:
+        return sum(len(p.dedup) for p in self._of_lane(lane))
 
-    # -- checkpoint -------------------------------------------------------------
+    def pending_timers(self, lane: str) -> int:
+        return sum(len(p.timers) for p in self._of_lane(lane))
+
+    def entities(self) -> dict[str, int]:
+        """Entities tracked per detector kind, over every partition (for metrics)."""
+        counts: dict[str, int] = {}
+        for state in self._partitions.values():
+            for detector in state.detectors:
+                counts[detector.kind] = counts.get(detector.kind, 0) + detector.n_entities
+        return counts
+
+    # -- state of one partition -------------------------------------------------
+
+    def snapshot_partition(self, lane: str, partition: int) -> bytes:
+        """What one partition of a lane knows, as bytes (a pickle)."""
+        return pickle.dumps(self.partition(lane, partition), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore_partition(self, lane: str, partition: int, blob: bytes) -> None:
+        """Replace one partition's state with :meth:`snapshot_partition` output (trusted input)."""
+        try:
+            state = pickle.loads(blob)
+        except Exception as exc:
+            raise SnapshotError(
+                f"cannot read the state of {lane} partition {partition} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(state, Partition):
+            raise SnapshotError(
+                f"state of {lane} partition {partition} is a {type(state).__name__}"
+            )
+        self._partitions[lane, partition] = state
+
+    def adopt_partition(self, lane: str, partition: int, state: Partition) -> None:
+        """Run one partition from ``state`` (restored by the caller) from now on."""
+        self._partitions[lane, partition] = state
+
+    def drop_partition(self, lane: str, partition: int) -> None:
+        """Forget one partition (it moved to another worker)."""
+        self._partitions.pop((lane, partition), None)
+
+    # -- the whole engine -------------------------------------------------------
 
     def snapshot(self) -> bytes:
         """Everything the engine knows, as bytes (a pickle)."""

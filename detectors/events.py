@@ -54,6 +54,14 @@ AlertKind = Literal[
 #: The logical input streams, in a fixed order.
 STREAMS: tuple[str, ...] = ("payments", "payroll", "inspections")
 
+#: Inspections regrouped by authority: where ``inspector_anomaly`` sees every
+#: visit of every inspector of an authority, whatever business it was.
+BY_AUTHORITY = "inspections-by-authority"
+
+#: What detectors read (``Detector.lane``): a stream as keyed (payments by
+#: account, which the worker repartitions), or a stream regrouped.
+LANES: tuple[str, ...] = (*STREAMS, BY_AUTHORITY)
+
 #: Which domain and entity type each alert kind belongs to (contract table).
 KIND_DOMAIN: dict[str, tuple[str, str]] = {
     "pyramid_scheme": ("payments", "account"),

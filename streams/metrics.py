@@ -109,6 +109,24 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.snapshot_bytes = Gauge(
+            "kuzet_snapshot_bytes",
+            "Size of the last partition state saved to the state topic.",
+            registry=registry,
+        )
+        self.snapshot_seconds = Histogram(
+            "kuzet_snapshot_seconds",
+            "Time to save one partition's state, by step (pickle: holds the event loop; "
+            "write: chunks and manifest acknowledged by Kafka).",
+            ["step"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.snapshot_age = Gauge(
+            "kuzet_snapshot_last_timestamp_seconds",
+            "Wall time of the last partition state saved.",
+            registry=registry,
+        )
         self.build = Info("kuzet_build", "Kuzet version.", registry=registry)
         self.build.info({"version": _version()})
         # Known label values start at zero: a stream with no events shows as 0, and
@@ -147,12 +165,15 @@ class Metrics:
             for ts in times[:: max(1, len(times) // LAG_SAMPLES_PER_BATCH)]:
                 lag.observe(max(0.0, now - ts.timestamp()))
 
+    def record_snapshot(self, size: int, pickle_seconds: float, write_seconds: float) -> None:
+        self.snapshot_bytes.set(size)
+        self.snapshot_seconds.labels("pickle").observe(pickle_seconds)
+        self.snapshot_seconds.labels("write").observe(write_seconds)
+        self.snapshot_age.set(time.time())
+
     def record_engine(self, engine: Engine) -> None:
         """Entities tracked by each detector of ``engine`` (summed per kind)."""
-        totals: dict[str, int] = {}
-        for detector in engine.detectors:
-            totals[detector.kind] = totals.get(detector.kind, 0) + detector.n_entities
-        for kind, count in totals.items():
+        for kind, count in engine.entities().items():
             self.tracked_entities.labels(kind).set(count)
 
     def record_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:

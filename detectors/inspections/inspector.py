@@ -64,7 +64,7 @@ from river import stats
 
 from detectors.base import Context, Detector
 from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, Inspection
+from detectors.events import BY_AUTHORITY, SEVERITY_RANK, Alert, Inspection
 from detectors.inspections.moratorium import (
     DEFAULT_TIMEZONE,
     MoratoriumCalendar,
@@ -212,6 +212,9 @@ class InspectorAnomaly(Detector):
 
     kind = "inspector_anomaly"
     stream = "inspections"
+    #: An inspector's visits are keyed by business, spread over every partition;
+    #: its peers are its authority's inspectors: it reads inspections by authority.
+    lane = BY_AUTHORITY
 
     def __init__(
         self,

@@ -29,8 +29,9 @@ import msgspec
 import pytest
 
 from detectors.base import Detector
-from detectors.engine import Engine
+from detectors.engine import Engine, lane_of
 from detectors.events import (
+    BY_AUTHORITY,
     KEY_FIELDS,
     KIND_DOMAIN,
     Activity,
@@ -203,17 +204,18 @@ def events_of(stream: str) -> list[Any]:
 # --- running one detector ------------------------------------------------------------
 
 
-def partition(stream: str, event: Any) -> int:
-    key = getattr(event, KEY_FIELDS[stream])
+def partition(lane: str, event: Any) -> int:
+    key = getattr(event, "authority" if lane == BY_AUTHORITY else KEY_FIELDS[lane])
     return zlib.crc32(key.encode()) % PARTITIONS
 
 
 def feed(engine: Engine, stream: str, events: list[Any]) -> list[Alert]:
     alerts: list[Alert] = []
+    lane = lane_of(engine.detectors[0])
     for event in events:
         # Payments detectors see both sides of a payment, as streams.processor hands them.
         seen = Activity(event) if stream == "payments" else event
-        result = engine.process(stream, seen, partition(stream, event))
+        result = engine.process(lane, seen, partition(lane, event))
         assert result.outcome != "failed", result.failures
         alerts.extend(result.alerts)
     assert engine.timer_failures == 0

@@ -429,5 +429,5 @@ def test_snapshot_error_is_a_kuzet_error():
 def test_detector_on_an_unknown_stream_is_refused():
     with pytest.raises(KuzetError) as info:
         Engine([MoratoriumViolation(), Nowhere()])
-    assert "unknown stream 'wages'" in str(info.value)
+    assert "unknown lane 'wages'" in str(info.value)
     assert "payments, payroll, inspections" in str(info.value)
