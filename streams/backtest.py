@@ -14,20 +14,24 @@ stderr is a terminal.
 
 from __future__ import annotations
 
-import contextlib
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from detectors.baselines import build_baseline_engine
 from detectors.engine import Engine
+from detectors.errors import KuzetError
+from detectors.events import Alert
 from detectors.registry import DetectionConfig, build_engine
-from streams.codec import InvalidEvent, decode_file_line, encode_alert
+from streams.codec import InvalidEvent, decode_alert, encode_alert
 from streams.processor import INVALID, BatchOutput, DeadLetter, Processor, Source
 from streams.progress import Progress
+from streams.regroup import REGROUP_OF, REGROUPS, partition_for
+from streams.replay import parse_line
 from streams.scorecard import AlertTally, Scorecard, TruthFinding
 
 #: How many rejected lines the summary quotes; the rest are only counted.
@@ -45,6 +49,9 @@ class BacktestSummary:
 
     records: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: Lines that are no stream record at all (``kuzet replay`` skips them; they are
+    #: among the ``invalid`` outcomes).
+    unreadable: int = 0
     rejects: Counter[str] = field(default_factory=Counter)  # by category
     examples: list[str] = field(default_factory=list)
     alerts: Counter[str] = field(default_factory=Counter)  # by kind
@@ -94,109 +101,171 @@ def run_backtest(
     *,
     baseline: bool = False,
     progress: bool = True,
+    partitions: int = 1,
+    jobs: int = 1,
 ) -> BacktestSummary:
     """Run every detector over ``input_path``; write alerts to ``out_path``.
 
-    ``baseline`` also runs the naive baselines (for the scorecard);
-    ``progress`` draws a bar on stderr when it is a terminal.
+    ``partitions`` lays the records out as ``kuzet replay`` would on topics
+    of that many partitions (Kafka's default partitioner of each record's key)
+    and judges each partition with its own state, exactly as the live worker
+    does; ``jobs`` runs the partitions in that many processes. ``baseline``
+    also runs the naive baselines (for the scorecard); ``progress`` draws a
+    bar on stderr when it is a terminal.
+
+    Alerts are written in event-time order (then kind, entity and id), so the
+    file is the same for any ``jobs``.
     """
-    summary = BacktestSummary(baseline=AlertTally() if baseline else None)
-    bar = Progress(
-        total=input_path.stat().st_size, label="backtest", stream=True if progress else None
-    )
+    if partitions < 1 or jobs < 1:
+        raise KuzetError("--partitions and --jobs must be at least 1")
+    jobs = min(jobs, partitions)
     started = time.perf_counter()
-    with (
-        open(input_path, "rb") as source,
-        open(out_path, "wb") as alerts_file,
-        _maybe_open(rejects_path) as rejects_file,
-    ):
-        run = _Run(config, summary, alerts_file, rejects_file, str(input_path))
-        try:
-            for number, line in enumerate(source, start=1):
-                bar.update(len(line))
-                if line.strip():
-                    run.feed(number, line)
-        finally:
-            bar.finish()  # end the bar's line even if the run stops
-    summary.outcomes = run.out.outcomes
+    plan = _Plan(input_path, config, partitions, jobs, baseline)
+    if jobs == 1:
+        parts = [plan.run(0, progress)]
+    else:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(jobs) as pool:
+            parts = pool.starmap(plan.run, [(job, progress and job == 0) for job in range(jobs)])
+    summary = BacktestSummary(baseline=AlertTally() if baseline else None)
+    alerts: list[Alert] = []
+    letters: list[tuple[int, str, str]] = []
+    for part in parts:
+        summary.records = max(summary.records, part.records)
+        summary.unreadable = max(summary.unreadable, part.unreadable)
+        summary.outcomes.update(part.outcomes)
+        summary.events.update(part.events)
+        alerts.extend(decode_alert(raw) for raw in part.alerts)
+        letters.extend(part.letters)
+        if summary.baseline is not None:
+            for raw in part.baseline_alerts:
+                summary.baseline.add(decode_alert(raw))
+    alerts.sort(key=lambda a: (a.ts, a.kind, a.entity, a.alert_id))
+    with open(out_path, "wb") as alerts_file:
+        for alert in alerts:
+            alerts_file.write(encode_alert(alert) + b"\n")
+            summary.alerts[alert.kind] += 1
+            summary.tally.add(alert)
+    letters.sort()
+    for line, category, reason in letters:
+        summary.rejects[category] += 1
+        if len(summary.examples) < SHOWN_REJECTS:
+            summary.examples.append(f"line {line}: {reason}")
+    if rejects_path is not None:
+        with open(rejects_path, "wb") as rejects_file:
+            for line, category, reason in letters:
+                rejects_file.write(f"{line}\t{category}\t{reason}\n".encode())
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-class _Run:
-    """One backtest's engines and outputs; :meth:`feed` takes one non-blank line."""
+@dataclass
+class _Part:
+    """What one job found: counts, alerts (encoded, to cross processes), rejected lines."""
 
-    def __init__(
-        self,
-        config: DetectionConfig | None,
-        summary: BacktestSummary,
-        alerts_file: IO[bytes],
-        rejects_file: IO[bytes] | None,
-        name: str,
-    ) -> None:
-        self.processor = Processor(build_engine(config))
-        # The baselines' engine and the tally of their alerts, when they run.
-        self.baseline: tuple[Engine, AlertTally] | None = (
-            (build_baseline_engine(config), summary.baseline)
-            if summary.baseline is not None
-            else None
+    records: int = 0
+    unreadable: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    alerts: list[bytes] = field(default_factory=list)
+    baseline_alerts: list[bytes] = field(default_factory=list)
+    letters: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """One backtest, split by partition: job ``j`` judges the partitions ``p % jobs == j``.
+
+    Every job reads the whole file. A regrouped stream's upstream step runs in
+    every job (payments are only validated there; inspections are judged by
+    business, which is cheap), because every regrouped partition needs the
+    shipments of every upstream partition; each job keeps only what its own
+    partitions produce.
+    """
+
+    path: Path
+    config: DetectionConfig | None
+    partitions: int
+    jobs: int
+    baseline: bool
+
+    def run(self, job: int, progress: bool) -> _Part:
+        part = _Part()
+        n, jobs, name = self.partitions, self.jobs, str(self.path)
+        processor = Processor(build_engine(self.config))
+        # Each event the detectors accepted, counted per stream and handed to the naive
+        # baselines (a payment once, as itself, not as a half).
+        accepted: list[tuple[str, int, Any]] = []
+        processor.accepted = accepted
+        baselines = build_baseline_engine(self.config) if self.baseline else None
+        mine = [p % jobs == job for p in range(n)]
+        bar = Progress(
+            total=self.path.stat().st_size, label="backtest", stream=True if progress else None
         )
-        self.summary = summary
-        self.out = BatchOutput()
-        self.alerts_file = alerts_file
-        self.rejects_file = rejects_file
-        self.name = name
-
-    def feed(self, number: int, line: bytes) -> None:
-        summary, out = self.summary, self.out
-        summary.records += 1
-        where = Source(self.name, 0, number)
+        out = BatchOutput()
+        upstream, downstream = processor.upstream, processor.downstream
         try:
-            stream, key, raw = decode_file_line(line)
-        except InvalidEvent as exc:
-            out.outcomes[INVALID] += 1
-            out.dead_letters.append(
-                DeadLetter("?", line.rstrip(b"\n"), None, exc.reason, exc.category, where)
-            )
-        else:
-            event = self.processor.handle_one(stream, raw, key and key.encode(), where, out)
-            if event is not None:
-                summary.events[stream] += 1
-                if self.baseline is not None:
-                    _run_baseline(*self.baseline, stream, event)
-        if out.alerts:
-            _write_alerts(out, self.alerts_file, summary)
-        if out.dead_letters:
-            _note_rejects(out, summary, self.rejects_file)
+            with open(self.path, "rb") as source:
+                for number, line in enumerate(source, start=1):
+                    bar.update(len(line))
+                    if not line.strip():
+                        continue
+                    part.records += 1
+                    try:
+                        stream, key, raw = parse_line(line)
+                    except InvalidEvent as exc:
+                        part.unreadable += 1
+                        if job == 0:
+                            out.outcomes[INVALID] += 1
+                            where = Source(name, 0, number)
+                            out.dead_letters.append(
+                                DeadLetter("?", line, None, exc.reason, exc.category, where)
+                            )
+                        continue
+                    p = partition_for(key, n) if key is not None else 0
+                    regroup = REGROUP_OF.get(stream)
+                    if regroup is None and not mine[p]:
+                        continue
+                    record = [(raw, key, Source(name, p, number))]
+                    if mine[p]:
+                        _, shipments = upstream(stream, p, record, n, decoded=True, out=out)
+                    else:  # only its shipments count here; another job counts the rest
+                        _, shipments = upstream(stream, p, record, n, decoded=True)
+                        accepted.clear()
+                    for q, up, through, at_end, halves in shipments:
+                        if halves and mine[q]:
+                            downstream(regroup, q, n, up, through, at_end, halves, name, out)
+                    if out.alerts or out.dead_letters or accepted:
+                        self._collect(out, part, accepted, baselines)
+            # The end of the file: every upstream partition is at its end; drain the merges.
+            end = part.records and number
+            for regroup in REGROUPS:
+                for q in range(n):
+                    if mine[q]:
+                        for up in range(n):
+                            downstream(regroup, q, n, up, end, True, [], name, out)
+            self._collect(out, part, accepted, baselines)
+        finally:
+            bar.finish()  # end the bar's line even if the run stops
+        part.outcomes = out.outcomes
+        return part
 
-
-def _run_baseline(engine: Engine, tally: AlertTally, stream: str, event: Any) -> None:
-    """Hand an event the real engine accepted to the baselines; tally what they raise."""
-    for alert in engine.process(stream, event).alerts:
-        tally.add(alert)
-
-
-def _write_alerts(out: BatchOutput, alerts_file: IO[bytes], summary: BacktestSummary) -> None:
-    for alert in out.alerts:
-        alerts_file.write(encode_alert(alert) + b"\n")
-        summary.alerts[alert.kind] += 1
-        summary.tally.add(alert)
-    out.alerts.clear()
-
-
-def _note_rejects(
-    out: BatchOutput, summary: BacktestSummary, rejects_file: IO[bytes] | None
-) -> None:
-    for letter in out.dead_letters:
-        summary.rejects[letter.category] += 1
-        if len(summary.examples) < SHOWN_REJECTS:
-            summary.examples.append(f"line {letter.source.offset}: {letter.reason}")
-        if rejects_file is not None:
-            rejects_file.write(
-                f"{letter.source.offset}\t{letter.category}\t{letter.reason}\n".encode()
-            )
-    out.dead_letters.clear()
-
-
-def _maybe_open(path: Path | None) -> IO[bytes] | contextlib.nullcontext[None]:
-    return open(path, "wb") if path is not None else contextlib.nullcontext()
+    def _collect(
+        self,
+        out: BatchOutput,
+        part: _Part,
+        accepted: list[tuple[str, int, Any]],
+        baselines: Engine | None,
+    ) -> None:
+        part.alerts.extend(encode_alert(alert) for alert in out.alerts)
+        out.alerts.clear()
+        for letter in out.dead_letters:
+            part.letters.append((letter.source.offset, letter.category, letter.reason))
+        out.dead_letters.clear()
+        if accepted:
+            for stream, p, event in accepted:
+                part.events[stream] += 1
+                if baselines is not None:
+                    for alert in baselines.process(stream, event, p).alerts:
+                        part.baseline_alerts.append(encode_alert(alert))
+            accepted.clear()

@@ -2,7 +2,7 @@
 
 Each subcommand is one ``_<name>_command`` function that declares its
 arguments and returns its handler; :data:`COMMANDS` lists them in help order.
-Handlers import what they need lazily, so ``kuzet backtest`` never loads Faust.
+Handlers import what they need lazily, so ``kuzet backtest`` never starts a Kafka client.
 """
 
 from __future__ import annotations
@@ -34,41 +34,21 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         import asyncio
+        import logging
 
-        import faust
+        from streams.topics import ensure_topics
+        from streams.worker import run_worker
 
-        from streams import checkpoint
-        from streams.app import create_app
-        from streams.repartition import ensure_by_account_topic
-
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+        )
+        layout = asyncio.run(ensure_topics(settings))
         if args.from_beginning or args.from_time:
             from streams.offsets import start_reprocessing
 
             start_reprocessing(settings, args.from_time, args.from_beginning)
-        by_account_partitions = asyncio.run(ensure_by_account_topic(settings))
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        path = checkpoint.path_for(settings)
-        restored = checkpoint.load(path, settings.app_id) if settings.checkpoint_seconds else None
-        if restored is not None:
-            asyncio.run(checkpoint.rewind(settings, restored.positions))
-        checkpointer = checkpoint.Checkpointer(
-            path, settings.app_id, restored.positions if restored else None
-        )
-        kuzet = create_app(
-            settings,
-            engine=restored.engine if restored else None,
-            checkpointer=checkpointer,
-            by_account_partitions=by_account_partitions,
-        )
-        worker = faust.Worker(kuzet.app, loglevel=settings.log_level)
-        try:
-            worker.execute_from_commandline()  # returns only by SystemExit
-        finally:
-            # A last checkpoint, unless a batch was cut short (its alerts may be unsent):
-            # then the previous one stands, and the batch is read again.
-            if settings.checkpoint_seconds and not checkpointer.in_batch:
-                checkpoint.save(path, checkpointer.snapshot(kuzet.processor.engine))
-        return 0
+        return run_worker(settings, layout)
 
     return run
 
@@ -88,6 +68,21 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
         metavar="TRUTH.json",
         help="score the alerts against this truth file and print the scorecard, "
         "beside naive baseline rules run over the same events",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        metavar="N",
+        help="judge the records as the live worker would on topics of N partitions "
+        "(Kafka's default partitioner of each record's key; default 1)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="J",
+        help="run the partitions in J processes (at most N; default 1)",
     )
     parser.add_argument(
         "--scorecard-json",
@@ -110,7 +105,13 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
             return 2
         truth = load_truth(args.truth) if args.truth else None  # a bad file fails before the run
         summary = run_backtest(
-            args.input, args.out, settings.detection, args.rejects, baseline=truth is not None
+            args.input,
+            args.out,
+            settings.detection,
+            args.rejects,
+            baseline=truth is not None,
+            partitions=args.partitions,
+            jobs=args.jobs,
         )
         print(summary.render())
         if truth is not None:
