@@ -254,7 +254,11 @@ async def prepare_reprocessing(settings: Settings, when: datetime | None, option
     try:
         await consumer.start()
         partitions = await input_partitions(settings)
-        internal = await existing_partitions(settings, settings.by_account_topic)
+        internal = [
+            tp
+            for topic in (settings.by_account_topic, settings.by_authority_topic)
+            for tp in await existing_partitions(settings, topic)
+        ]
         offsets = dict(await consumer.end_offsets(internal)) if internal else {}
         if when is not None:
             end = await consumer.end_offsets(partitions)

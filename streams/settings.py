@@ -72,6 +72,10 @@ class Settings:
     #: as many partitions as the payments topic; one per consumer group, so the
     #: default is ``<app id>-payments-by-account``.
     by_account_topic: str = "kuzet-payments-by-account"
+    #: Internal topic of inspections regrouped by authority, for inspector_anomaly.
+    by_authority_topic: str = "kuzet-inspections-by-authority"
+    #: Compacted topic of the group's saved partition state (streams/state.py).
+    state_topic: str = "kuzet-state"
     dlq_suffix: str = ".dlq"
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     web_host: str = "127.0.0.1"
@@ -82,10 +86,13 @@ class Settings:
     batch_within: float = 0.05
     # Producer linger: 5 ms lets alert and dead-letter sends share requests.
     producer_linger: float = 0.005
-    state_dir: Path = Path(".kuzet")
-    # Detector state is checkpointed this often (seconds; 0 turns it off): a restart
-    # re-reads at most this much of the input.
-    checkpoint_seconds: float = 30.0
+    # Each partition's state is saved to the state topic this often (seconds), and
+    # when the partition leaves the worker: a crash re-reads at most this much input.
+    snapshot_seconds: float = 30.0
+    # While a backlog is read, an input partition of a regrouped stream whose event
+    # time runs this far ahead of the slowest one this worker reads is paused, so the
+    # regrouped partitions' merges hold little (seconds of event time).
+    max_skew: float = 6 * 3600.0
     log_level: str = "info"
     detection: DetectionConfig = field(default_factory=DetectionConfig)
 
@@ -105,9 +112,13 @@ class Settings:
         parts = (p.strip().removeprefix("kafka://") for p in re.split(r"[,;]", self.broker))
         return ",".join(part for part in parts if part)
 
-    @property
-    def faust_broker(self) -> str:
-        return ";".join(f"kafka://{host}" for host in self.bootstrap_servers.split(","))
+    def regroup_topic(self, name: str) -> str:
+        """The internal topic of a regrouping (:data:`streams.regroup.REGROUPS`) by its name."""
+        if name == "payments-by-account":
+            return self.by_account_topic
+        if name == "inspections-by-authority":
+            return self.by_authority_topic
+        raise KeyError(name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,14 +168,17 @@ class Settings:
             alerts_topic=prefix + get("KUZET_TOPIC_ALERTS", cls.alerts_topic),
             by_account_topic=prefix
             + get("KUZET_TOPIC_PAYMENTS_BY_ACCOUNT", f"{app_id}-payments-by-account"),
+            by_authority_topic=prefix
+            + get("KUZET_TOPIC_INSPECTIONS_BY_AUTHORITY", f"{app_id}-inspections-by-authority"),
+            state_topic=prefix + get("KUZET_TOPIC_STATE", f"{app_id}-state"),
             security=security,
             web_host=get("KUZET_WEB_HOST", cls.web_host),
             web_port=int(_number(env, "KUZET_WEB_PORT", cls.web_port)),
             batch_size=int(_number(env, "KUZET_BATCH_SIZE", cls.batch_size)),
             batch_within=_number(env, "KUZET_BATCH_WITHIN_MS", cls.batch_within * 1000) / 1000,
             producer_linger=_number(env, "KUZET_PRODUCER_LINGER_MS", 5) / 1000,
-            state_dir=Path(get("KUZET_STATE_DIR", str(cls.state_dir))),
-            checkpoint_seconds=_number(env, "KUZET_CHECKPOINT_SECONDS", cls.checkpoint_seconds),
+            snapshot_seconds=max(1.0, _number(env, "KUZET_SNAPSHOT_SECONDS", cls.snapshot_seconds)),
+            max_skew=_number(env, "KUZET_MAX_SKEW_HOURS", cls.max_skew / 3600) * 3600,
             log_level=get("KUZET_LOG_LEVEL", cls.log_level).lower(),
             detection=detection,
         )
