@@ -18,7 +18,8 @@ COPY simulator ./simulator
 RUN pip install --no-deps . && rm -rf build ./*.egg-info \
     && useradd --system --create-home kuzet
 USER kuzet
-ENV KUZET_WEB_HOST=0.0.0.0 KUZET_STATE_DIR=/home/kuzet/state
+# The worker keeps no state on disk: partition state lives in Kafka (streams/state.py).
+ENV KUZET_WEB_HOST=0.0.0.0
 EXPOSE 6066
 ENTRYPOINT ["kuzet"]
 CMD ["worker"]

@@ -25,8 +25,8 @@ $(VENV)/.installed: pyproject.toml $(DEV_LOCK)
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
-# Tools kept apart from the app: check-jsonschema needs a newer click than faust
-# allows; uv writes the locks.
+# Tools kept apart from the app: check-jsonschema pins its own click and jsonschema
+# stack; uv writes the locks.
 $(TOOLS)/.installed: $(TOOLS_LOCK)
 	$(PYTHON) -m venv --clear $(TOOLS)
 	$(TOOLS)/bin/pip install $(PIP_FLAGS) --require-hashes -r $(TOOLS_LOCK)

@@ -5,9 +5,10 @@ is therefore a *Kafka record timestamp* (when the record was produced: close to
 event time for a live producer, the time of the replay for replayed history),
 looked up with ``offsets_for_times``.
 
-Starting a reprocessing run is done here, before Faust starts, by committing
-the start offsets for the run's own, fresh consumer group. Faust then starts
-from them exactly as it resumes any group, and a restarted reprocessing worker
+Starting a reprocessing run is done here, before the worker joins its group, by
+committing the start offsets for the run's own, fresh consumer group. The worker
+then starts from them as from any committed offsets of a partition that has no
+saved state yet (:mod:`streams.state`), and a restarted reprocessing worker
 continues where it stopped instead of seeking back. The production group is
 never touched: a group that already has committed offsets is refused.
 """
@@ -282,7 +283,7 @@ def start_reprocessing(settings: Settings, from_time: str | None, from_beginning
     """``kuzet worker --from-beginning | --from-time``: prepare the fresh group, say so.
 
     Runs on an event loop of its own that it closes again, leaving no current
-    loop behind, so the Faust worker that starts next builds its own as usual.
+    loop behind, so the worker that starts next builds its own as usual.
     """
     option = "--from-time" if from_time else "--from-beginning"
     when = parse_time(from_time) if from_time else None

@@ -104,7 +104,7 @@ class Settings:
 
     @property
     def bootstrap_servers(self) -> str:
-        """The broker list without Faust's ``kafka://`` scheme, for aiokafka.
+        """The broker list for aiokafka, without the ``kafka://`` scheme (still accepted).
 
         ``KUZET_BROKER`` may separate brokers with commas or semicolons, with or
         without the scheme on each.
