@@ -9,9 +9,8 @@ needs no hand-written field checks.
 Every rejection carries a short reason (``missing field: payer``) and a
 bounded category for metrics (``missing_field``).
 
-The worker's internal by-account topic carries *envelopes* of payments rather
-than events (:func:`encode_envelopes`, :func:`decode_envelope`; why, in
-:mod:`streams.repartition`).
+The worker's internal regrouped topics carry *envelopes* of events rather than
+events; their format belongs to :mod:`streams.regroup`.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from detectors.errors import KuzetError
-from detectors.events import EVENT_TYPES, Alert, Side
+from detectors.events import EVENT_TYPES, Alert
 
 #: Contract: a message over 1 MiB is invalid.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -220,87 +219,3 @@ _file_line_encoder = msgspec.json.Encoder()
 def encode_file_line(stream: str, key: str | None, raw: bytes) -> bytes:
     """One line of a historical stream file (without the newline); ``raw`` must be JSON."""
     return _file_line_encoder.encode(FileRecord(topic=stream, key=key, value=msgspec.Raw(raw)))
-
-
-# --- envelopes of the by-account topic -----------------------------------------
-
-#: Version of the envelope format: the first element of every envelope.
-ENVELOPE_VERSION = 1
-
-#: Kafka header naming the format of a by-account record, and its value. It is a
-#: label for people and tools reading the topic; the reader goes by the version
-#: inside the value.
-FORMAT_HEADER = "kuzet.format"
-ENVELOPE_FORMAT = b"kuzet.halves.v1+msgpack"
-
-#: An envelope holds as many halves as fit in this many bytes (a single larger
-#: half goes alone). Far under the producer's request limit (Faust's default,
-#: 1,000,000 bytes) and the broker's message.max.bytes (1 MiB), and still ~1,500
-#: typical payments (~170 bytes), more than a default batch (1,000) brings.
-ENVELOPE_MAX_BYTES = 256 * 1024
-
-#: One half of a payment as an envelope carries it: its side, its original bytes.
-Half = tuple[Side, bytes]
-
-
-class _Envelope(msgspec.Struct, array_like=True, frozen=True):
-    version: Literal[1]
-    halves: list[tuple[Side, bytes]]
-
-
-class _EnvelopeHead(msgspec.Struct, array_like=True):
-    version: Any  # array_like: the elements after the first are not read
-
-
-_envelope_encoder = msgspec.msgpack.Encoder()
-_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
-_envelope_head = msgspec.msgpack.Decoder(_EnvelopeHead)
-
-
-def encode_envelopes(halves: list[Half], limit: int = ENVELOPE_MAX_BYTES) -> list[bytes]:
-    """The halves, in order, as one envelope, or several if one would pass ``limit`` bytes.
-
-    An envelope is the MessagePack array ``[1, [[side, payment], ...]]``:
-    the version, then each half as its side (``"in"``, ``"out"`` or
-    ``"both"``, a string) and the payment's original bytes (``bin``, unchanged).
-
-    >>> encode_envelopes([("in", b'{"a":1}'), ("both", b'{"b":2}')])
-    [b'\\x92\\x01\\x92\\x92\\xa2in\\xc4\\x07{"a":1}\\x92\\xa4both\\xc4\\x07{"b":2}']
-    >>> [len(e) for e in encode_envelopes(3 * [("in", 100 * b"x")], limit=250)]
-    [109, 215]
-    """
-    envelope = _envelope_encoder.encode((ENVELOPE_VERSION, halves))
-    if len(envelope) <= limit or len(halves) < 2:
-        return [envelope]
-    # Rare (a large batch, or large payments): split in two and try again.
-    middle = len(halves) // 2
-    return encode_envelopes(halves[:middle], limit) + encode_envelopes(halves[middle:], limit)
-
-
-def decode_envelope(raw: bytes | None) -> list[Half]:
-    """The halves of one envelope, in order; raise :class:`InvalidEvent` if it is not one.
-
-    Only the envelope is checked here (version, sides, bytes); each half's
-    payment is decoded and validated as any payment, by :func:`decode_event`.
-    """
-    if not raw:
-        raise InvalidEvent("invalid envelope: empty record", "invalid_envelope")
-    try:
-        return _envelope_decoder.decode(raw).halves
-    except msgspec.ValidationError as exc:
-        detail = f"{str(exc)[:1].lower()}{str(exc)[1:]}"
-    except msgspec.DecodeError as exc:
-        detail = f"not MessagePack: {exc}"
-    except UnicodeDecodeError:  # raised bare by older msgspec; later a DecodeError
-        detail = "not MessagePack: a string is not UTF-8"
-    except RecursionError:
-        detail = "not MessagePack: nested too deeply"
-    try:
-        version = _envelope_head.decode(raw).version
-    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
-        version = ENVELOPE_VERSION
-    if version != ENVELOPE_VERSION:
-        detail = f"version {_short(repr(version), 32)}; this worker reads {ENVELOPE_VERSION}"
-    elif raw.lstrip()[:1] == b"{":
-        detail = "a bare JSON record, not an envelope (one payment per record, as before v1?)"
-    raise InvalidEvent(f"invalid envelope: {_short(detail)}", "invalid_envelope")

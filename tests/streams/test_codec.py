@@ -16,12 +16,9 @@ import pytest
 from detectors.events import Inspection, Payment, PayrollEvent
 from streams.codec import (
     CATEGORIES,
-    ENVELOPE_MAX_BYTES,
     InvalidEvent,
-    decode_envelope,
     decode_event,
     decode_file_line,
-    encode_envelopes,
     encode_file_line,
 )
 from tests.streams.cases import (
@@ -425,92 +422,3 @@ def padded(doc: dict[str, object], size: int) -> bytes:
 
 def test_ts_constant_is_the_epoch_it_claims():
     assert datetime.fromisoformat(TS).timestamp() == TS_EPOCH
-
-
-# --- envelopes of the by-account topic -----------------------------------------
-
-PAYMENT = b' {"event_id": "p-1", "ts": "2023-03-01T09:00:00+06:00", "payer": "A", "amount": 5e3} '
-
-
-def envelope_rejection(raw: bytes | None) -> InvalidEvent:
-    with pytest.raises(InvalidEvent) as info:
-        decode_envelope(raw)
-    exc = info.value
-    assert exc.category == "invalid_envelope" and exc.category in CATEGORIES
-    assert exc.reason.startswith("invalid envelope: ") and len(exc.reason) <= 200
-    return exc
-
-
-def test_an_envelope_is_a_versioned_msgpack_array_of_sides_and_original_bytes():
-    halves = [("in", PAYMENT), ("out", b"x"), ("both", b"")]
-    [raw] = encode_envelopes(halves)
-    # The documented layout, read by a plain MessagePack decoder: [1, [[side, bytes], ...]].
-    assert msgspec.msgpack.decode(raw) == [1, [["in", PAYMENT], ["out", b"x"], ["both", b""]]]
-    assert decode_envelope(raw) == halves  # bytes unchanged, order kept
-    assert raw[:2] == b"\x92\x01"  # a 2-element array, version 1
-
-
-def test_envelopes_split_in_order_when_they_would_grow_too_large():
-    halves = [("in", bytes([65 + n]) * 1000) for n in range(10)]
-    envelopes = encode_envelopes(halves, limit=2500)
-    assert len(envelopes) > 1 and all(len(e) <= 2500 for e in envelopes)
-    assert [h for e in envelopes for h in decode_envelope(e)] == halves
-    # A half larger than the limit goes alone rather than nowhere.
-    assert [decode_envelope(e) for e in encode_envelopes(halves[:1], limit=10)] == [halves[:1]]
-    assert len(encode_envelopes(1000 * [("both", PAYMENT)])) == 1  # a batch fits the default
-    assert ENVELOPE_MAX_BYTES < 1_000_000  # Faust's default producer request limit
-
-
-#: Envelopes that are valid MessagePack of the wrong shape: the detail after
-#: "invalid envelope: " is msgspec's own (what it expected, where).
-SHAPE = "shape"
-
-
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (None, "empty record"),
-        (b"", "empty record"),
-        (PAYMENT, "a bare JSON record, not an envelope"),  # a record of the old format
-        (b"\xc1", "not MessagePack: "),
-        (b"\x92\x01", "not MessagePack: "),  # truncated
-        (b"\x92\x01\x91\x92\xa2i\xff\xc4\x01x", "not MessagePack: "),  # a side not UTF-8
-        (msgspec.msgpack.encode([2, [["in", PAYMENT]]]), "version 2; this worker reads 1"),
-        (msgspec.msgpack.encode(["v1", []]), "version 'v1'; this worker reads 1"),
-        (msgspec.msgpack.encode([1, [["sideways", PAYMENT]]]), SHAPE),
-        (msgspec.msgpack.encode([1, [["in", PAYMENT.decode()]]]), SHAPE),
-        (msgspec.msgpack.encode([1, [["in"]]]), SHAPE),
-        (msgspec.msgpack.encode({"version": 1}), SHAPE),
-        (msgspec.msgpack.encode([1]), SHAPE),
-        (b"\x92" + b"\x91" * 100_000, SHAPE),  # deep
-    ],
-)
-def test_a_garbled_envelope_is_rejected_with_a_reason(raw, reason):
-    got = envelope_rejection(raw).reason
-    if reason is SHAPE:
-        assert all(kuzet not in got for kuzet in ("not MessagePack", "version", "bare JSON"))
-    else:
-        assert got.startswith(f"invalid envelope: {reason}")
-
-
-def test_no_garbling_of_an_envelope_raises_anything_but_invalid_event():
-    import random
-
-    rng = random.Random(7)
-    [good] = encode_envelopes([("in", PAYMENT), ("out", PAYMENT), ("both", PAYMENT)])
-    for _ in range(3000):
-        raw = bytearray(good)
-        how = rng.randrange(3)
-        if how == 0:  # flip bytes
-            for _ in range(rng.randint(1, 4)):
-                raw[rng.randrange(len(raw))] = rng.randrange(256)
-        elif how == 1:  # cut
-            raw = raw[: rng.randrange(len(raw))]
-        else:  # noise
-            raw = bytearray(rng.randbytes(rng.randint(1, 64)))
-        try:
-            halves = decode_envelope(bytes(raw))
-        except InvalidEvent as exc:
-            assert exc.category == "invalid_envelope"
-        else:
-            assert all(side in ("in", "out", "both") and type(b) is bytes for side, b in halves)
