@@ -113,9 +113,29 @@ class Tracking(Detector):
         return self.n
 
 
-def test_tracked_entities_per_kind(metrics):
-    metrics.record_engine(Engine([Tracking(4), Tracking(3)]))
+def test_tracked_entities_per_kind_over_every_partition(metrics):
+    engine = Engine([Tracking(4), Tracking(3)])
+    metrics.record_engine(engine)  # no partition yet: nothing tracked, nothing reported
+    assert value(metrics, "kuzet_tracked_entities", kind="repeat_inspection") is None
+
+    engine.partition("inspections", 0)
+    metrics.record_engine(engine)
     assert value(metrics, "kuzet_tracked_entities", kind="repeat_inspection") == 7
+    engine.partition("inspections", 2)  # each partition runs its own copy of the detectors
+    metrics.record_engine(engine)
+    assert value(metrics, "kuzet_tracked_entities", kind="repeat_inspection") == 14
+    engine.drop_partition("inspections", 0)  # moved to another worker: no longer counted here
+    metrics.record_engine(engine)
+    assert value(metrics, "kuzet_tracked_entities", kind="repeat_inspection") == 7
+
+
+def test_record_snapshot(metrics):
+    before = datetime.now(UTC).timestamp()
+    metrics.record_snapshot(12_345, 0.004, 0.03)
+    assert value(metrics, "kuzet_snapshot_bytes") == 12_345
+    assert value(metrics, "kuzet_snapshot_seconds_count", step="pickle") == 1
+    assert value(metrics, "kuzet_snapshot_seconds_sum", step="write") == 0.03
+    assert value(metrics, "kuzet_snapshot_last_timestamp_seconds") >= before
 
 
 def test_consumer_lag_per_partition_forgets_revoked_partitions(metrics):
@@ -138,7 +158,10 @@ def test_build_info(metrics):
 def test_exported_names_match_the_exposition(metrics):
     metrics.record_batch("payments", batch([NOW], ok=1), 0.001, 0.0, now=NOW.timestamp())
     metrics.record_consumer_lag({("payments", 0): 1})
-    metrics.record_engine(Engine([Tracking(1)]))
+    engine = Engine([Tracking(1)])
+    engine.partition("inspections", 0)
+    metrics.record_engine(engine)
+    metrics.record_snapshot(1, 0.001, 0.001)
     metrics.dead_letters.labels("payments", "not_json").inc()
     exposed = {
         line.split("{")[0].split(" ")[0]
@@ -146,15 +169,24 @@ def test_exported_names_match_the_exposition(metrics):
         if line and not line.startswith("#")
     }
     assert exposed <= exported_names(metrics.registry)
-    assert {"kuzet_event_lag_seconds_bucket", "kuzet_consumer_lag"} <= exposed
+    assert {
+        "kuzet_event_lag_seconds_bucket",
+        "kuzet_consumer_lag",
+        "kuzet_tracked_entities",
+        "kuzet_snapshot_seconds_bucket",
+    } <= exposed
 
 
 def test_labels_are_bounded(metrics):
     # Style guide: labels name streams, kinds, severities, outcomes, reasons; never an entity.
-    allowed = {"stream", "outcome", "kind", "severity", "reason", "partition", "version", "le"}
+    allowed = {
+        "stream", "outcome", "kind", "severity", "reason", "partition", "version", "step", "le",
+    }  # fmt: skip
     out = batch([NOW], ok=1)
     out.alerts.append(alert(entity="SECRET-BUSINESS-ID"))
     metrics.record_batch("inspections", out, 0.001, 0.0, now=NOW.timestamp())
+    metrics.record_snapshot(1, 0.001, 0.001)
+    metrics.record_consumer_lag({("inspections", 0): 1})
     text = generate_latest(metrics.registry).decode()
     assert "SECRET-BUSINESS-ID" not in text
     for family in metrics.registry.collect():

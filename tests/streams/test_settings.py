@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
-import faust
 import pytest
-from faust.types.auth import AuthProtocol, SASLMechanism
 
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
 from detectors.inspections.moratorium import MoratoriumRules
 from detectors.inspections.rules import InspectionRules, default_rules_text, parse_rules
 from detectors.registry import DetectionConfig
-from streams.app import _credentials
+from streams.offsets import client_kwargs
+from streams.regroup import REGROUPS
 from streams.settings import KafkaSecurity, Settings
 
 SASL = {
@@ -38,7 +36,11 @@ def test_defaults():
     assert (settings.web_host, settings.web_port) == ("127.0.0.1", 6066)
     assert (settings.batch_size, settings.batch_within) == (1000, 0.05)
     assert settings.producer_linger == 0.005
-    assert settings.state_dir == Path(".kuzet")
+    assert settings.snapshot_seconds == 30.0
+    assert settings.max_skew == 6 * 3600.0
+    assert settings.state_topic == "kuzet-state"
+    assert settings.by_account_topic == "kuzet-payments-by-account"
+    assert settings.by_authority_topic == "kuzet-inspections-by-authority"
     assert settings.log_level == "info"
     assert settings.detection == DetectionConfig()
     assert settings.detection.timezone == "Asia/Almaty"
@@ -57,7 +59,8 @@ def test_numbers_and_names_are_read_and_converted():
             "KUZET_BATCH_SIZE": "200",
             "KUZET_BATCH_WITHIN_MS": "10",
             "KUZET_PRODUCER_LINGER_MS": "0",
-            "KUZET_STATE_DIR": "/var/lib/kuzet",
+            "KUZET_SNAPSHOT_SECONDS": "5",
+            "KUZET_MAX_SKEW_HOURS": "0.5",
             "KUZET_LOG_LEVEL": "DEBUG",
             "KUZET_TIMEZONE": "UTC",
             "KUZET_ALLOWED_LATENESS_HOURS": "1.5",
@@ -70,7 +73,8 @@ def test_numbers_and_names_are_read_and_converted():
     assert settings.batch_size == 200
     assert settings.batch_within == pytest.approx(0.01)
     assert settings.producer_linger == 0.0
-    assert settings.state_dir == Path("/var/lib/kuzet")
+    assert settings.snapshot_seconds == 5.0
+    assert settings.max_skew == 1800.0
     assert settings.log_level == "debug"
     detection = settings.detection
     assert detection.timezone == "UTC"
@@ -139,6 +143,8 @@ def test_sasl_without_username_and_password_is_refused(protocol, credentials):
             {"KUZET_ALLOWED_LATENESS_HOURS": "-1"},
             "KUZET_ALLOWED_LATENESS_HOURS='-1' must not be negative",
         ),
+        ({"KUZET_SNAPSHOT_SECONDS": "soon"}, "KUZET_SNAPSHOT_SECONDS='soon' is not a number"),
+        ({"KUZET_MAX_SKEW_HOURS": "-6"}, "KUZET_MAX_SKEW_HOURS='-6' must not be negative"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_variable(env, expected):
@@ -182,57 +188,19 @@ def test_aiokafka_kwargs_sasl_ssl_adds_a_verifying_context():
     assert kwargs["ssl_context"].check_hostname
 
 
-def test_credentials_plaintext_is_none():
-    assert _credentials(Settings.from_env({}).security) is None
-
-
 @pytest.mark.parametrize(
-    ("mechanism", "expected"),
+    ("broker", "bootstrap"),
     [
-        (None, SASLMechanism.SCRAM_SHA_512),  # the default
-        ("SCRAM-SHA-256", SASLMechanism.SCRAM_SHA_256),
-        ("PLAIN", SASLMechanism.PLAIN),
+        ("127.0.0.1:9092", "127.0.0.1:9092"),
+        ("kafka://127.0.0.1:9094", "127.0.0.1:9094"),
+        ("a:9092,b:9092", "a:9092,b:9092"),
+        ("kafka://a:9092;kafka://b:9092", "a:9092,b:9092"),
+        ("kafka://a:9092; kafka://b:9092;", "a:9092,b:9092"),
     ],
 )
-def test_credentials_sasl_plaintext(mechanism, expected):
-    env = dict(SASL)
-    if mechanism:
-        env["KUZET_KAFKA_SASL_MECHANISM"] = mechanism
-    credentials = _credentials(Settings.from_env(env).security)
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert credentials.mechanism is expected
-    assert credentials.protocol is AuthProtocol.SASL_PLAINTEXT
-    assert (credentials.username, credentials.password) == ("kuzet", "kuzet-secret")
-    assert credentials.ssl_context is None
-
-
-def test_credentials_sasl_ssl_and_ssl():
-    sasl_ssl = _credentials(
-        Settings.from_env({**SASL, "KUZET_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}).security
-    )
-    assert isinstance(sasl_ssl, faust.SASLCredentials)
-    assert sasl_ssl.protocol is AuthProtocol.SASL_SSL
-    assert sasl_ssl.ssl_context is not None
-
-    ssl_only = _credentials(Settings.from_env({"KUZET_KAFKA_SECURITY_PROTOCOL": "SSL"}).security)
-    assert isinstance(ssl_only, faust.SSLCredentials)
-    assert ssl_only.protocol is AuthProtocol.SSL
-
-
-@pytest.mark.parametrize(
-    ("broker", "bootstrap", "faust_broker"),
-    [
-        ("127.0.0.1:9092", "127.0.0.1:9092", "kafka://127.0.0.1:9092"),
-        ("kafka://127.0.0.1:9094", "127.0.0.1:9094", "kafka://127.0.0.1:9094"),
-        ("a:9092,b:9092", "a:9092,b:9092", "kafka://a:9092;kafka://b:9092"),
-        ("kafka://a:9092;kafka://b:9092", "a:9092,b:9092", "kafka://a:9092;kafka://b:9092"),
-        ("kafka://a:9092; kafka://b:9092;", "a:9092,b:9092", "kafka://a:9092;kafka://b:9092"),
-    ],
-)
-def test_bootstrap_servers_and_faust_broker(broker, bootstrap, faust_broker):
+def test_bootstrap_servers(broker, bootstrap):
     settings = Settings.from_env({"KUZET_BROKER": broker})
     assert settings.bootstrap_servers == bootstrap
-    assert settings.faust_broker == faust_broker
 
 
 @pytest.mark.parametrize("broker", ["kafka://a:9092,kafka://b:9092", "a:9092, b:9092"])
@@ -240,7 +208,52 @@ def test_comma_list_of_urls_or_with_spaces(broker):
     # Guards a fixed bug: only ';' was a separator, so these kept inner prefixes/spaces.
     settings = Settings.from_env({"KUZET_BROKER": broker})
     assert settings.bootstrap_servers == "a:9092,b:9092"
-    assert settings.faust_broker == "kafka://a:9092;kafka://b:9092"
+
+
+def test_client_kwargs_carry_the_brokers_and_the_security_options():
+    settings = Settings.from_env({**SASL, "KUZET_BROKER": "kafka://a:9092;kafka://b:9092"})
+    assert client_kwargs(settings, "kuzet-worker") == {
+        "bootstrap_servers": "a:9092,b:9092",
+        "client_id": "kuzet-worker",
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "kuzet",
+        "sasl_plain_password": "kuzet-secret",
+    }
+
+
+def test_internal_topics_are_named_after_the_group_under_the_prefix():
+    settings = Settings.from_env({"KUZET_TOPIC_PREFIX": "t.", "KUZET_APP_ID": "reprocess-1"})
+    assert settings.by_account_topic == "t.reprocess-1-payments-by-account"
+    assert settings.by_authority_topic == "t.reprocess-1-inspections-by-authority"
+    assert settings.state_topic == "t.reprocess-1-state"
+    settings = Settings.from_env(
+        {
+            "KUZET_TOPIC_PREFIX": "t.",
+            "KUZET_TOPIC_PAYMENTS_BY_ACCOUNT": "by-account",
+            "KUZET_TOPIC_INSPECTIONS_BY_AUTHORITY": "by-authority",
+            "KUZET_TOPIC_STATE": "saved",
+        }
+    )
+    assert settings.by_account_topic == "t.by-account"
+    assert settings.by_authority_topic == "t.by-authority"
+    assert settings.state_topic == "t.saved"
+
+
+def test_every_regrouping_has_its_topic():
+    settings = Settings.from_env({"KUZET_APP_ID": "g"})
+    assert {r.name: settings.regroup_topic(r.name) for r in REGROUPS} == {
+        "payments-by-account": "g-payments-by-account",
+        "inspections-by-authority": "g-inspections-by-authority",
+    }
+    with pytest.raises(KeyError):
+        settings.regroup_topic("payroll-by-employee")
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("0", 1.0), ("0.2", 1.0), ("1", 1.0), ("90", 90.0)])
+def test_snapshots_are_at_least_a_second_apart(raw, seconds):
+    # Saving every partition's state continuously would starve the worker: 1 s at least.
+    assert Settings.from_env({"KUZET_SNAPSHOT_SECONDS": raw}).snapshot_seconds == seconds
 
 
 @pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
