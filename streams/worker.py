@@ -48,7 +48,11 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from detectors.errors import KuzetError
@@ -61,7 +65,7 @@ from streams.processor import BatchOutput, Processor, Shipment, Source
 from streams.recent import QueryError, RecentAlerts, parse_query
 from streams.regroup import ENVELOPE_HEADERS, REGROUP_OF, REGROUPS, Regroup, encode_envelopes
 from streams.settings import Settings
-from streams.state import StateStore, TaskState, dump
+from streams.state import StateStore, TaskState, dump, off_the_loop
 from streams.topics import Layout
 
 logger = logging.getLogger(__name__)
@@ -159,6 +163,16 @@ class Worker:
             gauges = asyncio.create_task(self._refresh_gauges())
             try:
                 await self._loop()
+            except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
+                what = (
+                    f"the Read right on consumer group {settings.app_id}"
+                    if isinstance(exc, GroupAuthorizationFailedError)
+                    else "the Read right on the input and internal topics "
+                    f"({', '.join([*self.input_topics, *self.regroup_topics])})"
+                )
+                raise WorkerError(
+                    f"the worker's Kafka principal lacks {what}; grant it and restart"
+                ) from exc
             finally:
                 gauges.cancel()
             async with self.lock:
@@ -297,6 +311,12 @@ class Worker:
             return
         results = await asyncio.gather(*(future for _, future in sends), return_exceptions=True)
         for (topic, _), result in zip(sends, results, strict=True):
+            if isinstance(result, TopicAuthorizationFailedError):
+                raise WorkerError(
+                    f"the worker's Kafka principal lacks the Write right on topic {topic}; "
+                    "grant it and restart the worker (nothing was acknowledged: it resumes "
+                    "from its saved state)"
+                ) from result
             if isinstance(result, BaseException):
                 raise WorkerError(
                     f"could not publish to topic {topic} ({type(result).__name__}: {result}) "
@@ -398,7 +418,7 @@ class Worker:
             state.engine = self.engine.partition(lane, partition)
             state.merge = self.processor.merges.get((lane, partition))
         started = time.perf_counter()
-        blob = dump(state)
+        blob = await off_the_loop(dump, state)
         pickled = time.perf_counter() - started
         try:
             await self.store.save(state, blob)
