@@ -25,7 +25,7 @@ from typing import Any
 from detectors.baselines import build_baseline_engine
 from detectors.engine import Engine
 from detectors.errors import KuzetError
-from detectors.events import Alert
+from detectors.events import BY_AUTHORITY, STREAMS, Alert
 from detectors.registry import DetectionConfig, build_engine
 from streams.codec import InvalidEvent, decode_alert, encode_alert
 from streams.processor import INVALID, BatchOutput, DeadLetter, Processor, Source
@@ -174,7 +174,7 @@ class _Part:
 
 @dataclass
 class _Plan:
-    """One backtest, split by partition: job ``j`` judges the partitions ``p % jobs == j``.
+    """One backtest, split by partition: each partition of each lane is judged by one job.
 
     Every job reads the whole file. A regrouped stream's upstream step runs in
     every job (payments are only validated there; inspections are judged by
@@ -198,7 +198,13 @@ class _Plan:
         accepted: list[tuple[str, int, Any]] = []
         processor.accepted = accepted
         baselines = build_baseline_engine(self.config) if self.baseline else None
-        mine = [p % jobs == job for p in range(n)]
+        # Which partitions this job judges. The payments partitions (most of the work) are
+        # dealt from job 0, the others from job 1, so that with fewer jobs than
+        # partitions the heavy and the light partitions even out.
+        mine = {
+            lane: [(p + (lane != "payments")) % jobs == job for p in range(n)]
+            for lane in (*STREAMS, BY_AUTHORITY)
+        }
         bar = Progress(
             total=self.path.stat().st_size, label="backtest", stream=True if progress else None
         )
@@ -224,16 +230,16 @@ class _Plan:
                         continue
                     p = partition_for(key, n) if key is not None else 0
                     regroup = REGROUP_OF.get(stream)
-                    if regroup is None and not mine[p]:
+                    if regroup is None and not mine[stream][p]:
                         continue
                     record = [(raw, key, Source(name, p, number))]
-                    if mine[p]:
+                    if mine[stream][p]:
                         _, shipments = upstream(stream, p, record, n, decoded=True, out=out)
                     else:  # only its shipments count here; another job counts the rest
                         _, shipments = upstream(stream, p, record, n, decoded=True)
                         accepted.clear()
                     for q, up, through, at_end, halves in shipments:
-                        if halves and mine[q]:
+                        if halves and mine[regroup.lane][q]:
                             downstream(regroup, q, n, up, through, at_end, halves, name, out)
                     if out.alerts or out.dead_letters or accepted:
                         self._collect(out, part, accepted, baselines)
@@ -241,7 +247,7 @@ class _Plan:
             end = part.records and number
             for regroup in REGROUPS:
                 for q in range(n):
-                    if mine[q]:
+                    if mine[regroup.lane][q]:
                         for up in range(n):
                             downstream(regroup, q, n, up, end, True, [], name, out)
             self._collect(out, part, accepted, baselines)

@@ -15,13 +15,16 @@ group offsets that a dead member could keep anyone from moving.
 The topic (``<app id>-state`` by default) is compacted. A snapshot larger than
 one record is written in chunks, then a small *manifest* that names them::
 
-    key "<topic>/<partition>"               value: MessagePack {"generation", "chunks",
-                                                   "size", "sha256", "offset"}
-    key "<topic>/<partition>/<gen>/<i>"     value: chunk i of the pickle, at most 512 KiB
+    key "<topic>/<partition>"                       value: MessagePack {"generation", "writer",
+                                                           "chunks", "size", "sha256", "offset"}
+    key "<topic>/<partition>/<gen>.<writer>/<i>"    value: chunk i of the pickle, at most 512 KiB
 
 A manifest is written only after all its chunks were acknowledged, so a crash
 mid-snapshot leaves the previous one whole; the previous generation's chunks
-are then deleted (tombstones), and compaction removes them. A task's records
+are then deleted (tombstones), and compaction removes them. ``writer`` is a
+token drawn by each worker process, so two workers that both believe they own a
+partition for a moment (one about to learn it was replaced) never write into
+each other's chunks. A task's records
 go to the state topic's partition ``p % partitions`` for input partition
 ``p``, so restoring a task reads one partition of the state topic.
 
@@ -40,6 +43,7 @@ import hashlib
 import logging
 import pickle
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +86,7 @@ class TaskState:
 
 class _Manifest(msgspec.Struct):
     generation: int
+    writer: str
     chunks: int
     size: int
     sha256: str
@@ -142,7 +147,9 @@ class StateStore:
         #: Generation last written or read per task key (the next write is one more),
         #: and how many chunks it has (deleted once the next one is written).
         self.generations: dict[str, int] = {}
-        self._old_chunk_count: dict[str, int] = {}
+        #: The chunks of the save each task key stands on now: (label, count).
+        self._current: dict[str, tuple[str, int]] = {}
+        self.writer = uuid.uuid4().hex[:12]
         self.last_seconds = 0.0
         self.last_bytes = 0
 
@@ -156,29 +163,31 @@ class StateStore:
         key = state.key
         into = self.partition_of(state.partition)
         generation = self.generations.get(key, 0) + 1
+        label = f"{generation}.{self.writer}"
         chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
         send = self.producer.send
         pending = [
-            await send(self.topic, chunk, key=f"{key}/{generation}/{i}".encode(), partition=into)
+            await send(self.topic, chunk, key=f"{key}/{label}/{i}".encode(), partition=into)
             for i, chunk in enumerate(chunks)
         ]
         for future in pending:
             await future
+        digest = hashlib.sha256(blob).hexdigest()
         manifest = _Manifest(
-            generation, len(chunks), len(blob), hashlib.sha256(blob).hexdigest(), state.position
+            generation, self.writer, len(chunks), len(blob), digest, state.position
         )
         await (
             await send(
                 self.topic, _manifest_encoder.encode(manifest), key=key.encode(), partition=into
             )
         )
-        previous = self.generations.get(key)
         self.generations[key] = generation
-        if previous is not None:  # the chunks of the one before are garbage now
-            old = self._old_chunk_count.get(key, 0)
-            for i in range(old):
-                await send(self.topic, None, key=f"{key}/{previous}/{i}".encode(), partition=into)
-        self._old_chunk_count[key] = len(chunks)
+        previous = self._current.get(key)
+        if previous is not None:  # the chunks of the save before are garbage now
+            old_label, count = previous
+            for i in range(count):
+                await send(self.topic, None, key=f"{key}/{old_label}/{i}".encode(), partition=into)
+        self._current[key] = (label, len(chunks))
         self.last_seconds = time.perf_counter() - started
         self.last_bytes = len(blob)
 
@@ -223,9 +232,8 @@ class StateStore:
             await consumer.stop()
         states: dict[str, TaskState] = {}
         for task, manifest in manifests.items():
-            parts = [
-                chunks.get(f"{task}/{manifest.generation}/{i}") for i in range(manifest.chunks)
-            ]
+            label = f"{manifest.generation}.{manifest.writer}"
+            parts = [chunks.get(f"{task}/{label}/{i}") for i in range(manifest.chunks)]
             if any(part is None for part in parts):
                 raise SnapshotError(
                     f"the saved state of {task} (generation {manifest.generation}) lacks chunks; "
@@ -236,7 +244,7 @@ class StateStore:
                 raise SnapshotError(f"the saved state of {task} does not match its checksum")
             states[task] = await off_the_loop(load, blob, task)
             self.generations[task] = manifest.generation
-            self._old_chunk_count[task] = manifest.chunks
+            self._current[task] = (label, manifest.chunks)
         logger.info(
             "read the saved state of %d of %d partitions in %.2f s",
             len(states),

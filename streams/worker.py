@@ -124,6 +124,8 @@ class Worker:
         self.consumer: AIOKafkaConsumer | None = None
         self.store: StateStore | None = None
         self.paused: set[TopicPartition] = set()
+        #: Set when a rebalance callback failed: the loop stops and run() raises it.
+        self.fatal: WorkerError | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -175,6 +177,8 @@ class Worker:
                 ) from exc
             finally:
                 gauges.cancel()
+            if self.fatal is not None:
+                raise self.fatal
             async with self.lock:
                 await self._save_all("the worker stops")
         finally:
@@ -234,9 +238,8 @@ class Worker:
             if out.alerts:
                 self.recent.add(out.alerts)
             lane = task.regroup.lane if task.regroup else task.stream
-            self.metrics.record_batch(
-                task.stream, out, elapsed, self.engine.watermark(lane, task.tp.partition)
-            )
+            # The lowest watermark of the lane's partitions this worker holds.
+            self.metrics.record_batch(task.stream, out, elapsed, self.engine.watermark(lane))
 
     async def _judge_input(self, task: Task, records: list[Any], sends: list[Any]) -> BatchOutput:
         tp, state = task.tp, task.state
@@ -340,6 +343,8 @@ class Worker:
         sends: list[Any] = []
         for tp, task in self.tasks.items():
             if task.regroup is not None or task.announced_end or batch.get(tp):
+                continue
+            if tp in self.paused:  # not fetched: its high watermark may be stale
                 continue
             regroup = REGROUP_OF.get(task.stream)
             if regroup is None or not self._at_end(tp, task.state.position):
@@ -465,6 +470,26 @@ class Worker:
             logger.info("offsets not committed (%s); the saved state stands", type(exc).__name__)
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await self._revoked(revoked)
+        except Exception as exc:  # aiokafka would only log it: stop instead
+            self._fail("saving the state of the partitions leaving this worker", exc)
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self._assigned(assigned)
+        except Exception as exc:  # aiokafka would only log it, and the partitions go unread
+            self._fail("restoring the state of the partitions assigned to this worker", exc)
+
+    def _fail(self, what: str, exc: Exception) -> None:
+        if isinstance(exc, WorkerError):
+            self.fatal = exc
+        else:
+            self.fatal = WorkerError(f"{what} failed ({type(exc).__name__}: {exc}); stopping")
+            self.fatal.__cause__ = exc
+        self.stop()
+
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.lock:
             tasks = [self.tasks[tp] for tp in revoked if tp in self.tasks]
             for task in tasks:
@@ -477,7 +502,7 @@ class Worker:
             self.paused -= set(revoked)
             logger.info("%d partitions revoked; their state is saved", len(tasks))
 
-    async def assigned(self, assigned: set[TopicPartition]) -> None:
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
         async with self.lock:
             consumer, store = self.consumer, self.store
             assert consumer is not None and store is not None
