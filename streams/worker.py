@@ -126,6 +126,10 @@ class Worker:
         self.paused: set[TopicPartition] = set()
         #: Set when a rebalance callback failed: the loop stops and run() raises it.
         self.fatal: WorkerError | None = None
+        #: True from judging a batch until all it produced is acknowledged. A batch
+        #: that failed leaves it set: the state in memory then holds effects that were
+        #: never published, and must never be saved.
+        self.unpublished = False
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -212,6 +216,7 @@ class Worker:
             return
         sends: list[Any] = []
         done: list[tuple[Task, int, BatchOutput, float]] = []
+        self.unpublished = True
         for tp, records in batch.items():
             task = self.tasks.get(tp)
             if task is None:  # revoked while the batch was on its way
@@ -230,6 +235,7 @@ class Worker:
             await self._publish(task.stream, out, sends)
             done.append((task, records[-1].offset + 1, out, elapsed))
         await self._settle(sends)
+        self.unpublished = False
         for task, position, out, elapsed in done:
             state = task.state
             state.position = position
@@ -418,6 +424,11 @@ class Worker:
 
     async def _save(self, task: Task) -> None:
         assert self.store is not None
+        if self.unpublished:
+            raise WorkerError(
+                "a batch was not fully published: its partitions' state is not saved; the "
+                "restart resumes from the last save"
+            )
         lane, partition, state = self._lane(task), task.tp.partition, task.state
         if lane is not None:
             state.engine = self.engine.partition(lane, partition)
