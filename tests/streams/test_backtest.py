@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from streams.backtest import run_backtest
+from detectors.errors import KuzetError
+from simulator import simulate
+from streams.backtest import BacktestSummary, run_backtest
 from streams.cli import main
+from streams.codec import InvalidEvent
+from streams.replay import parse_line
 
 MIB = 1024 * 1024
 
@@ -96,7 +101,10 @@ LINES: list[tuple[bytes, str]] = [
     (record("inspections", inspection("a-1", "2023-01-01T00:01:00+06:00")), "lawful"),
 ]
 
-ALERTING = ["v-1", "v-2", "v-3"]
+#: The alerting events in the order of the alert file: event time (v-2 is 02:00Z, v-1 05:00Z).
+ALERTING = ["v-2", "v-1", "v-3"]
+#: Lines that are no stream record at all (the rest of the rejects are records of bad events).
+UNREADABLE = [7, 8, 9, 10, 13, 17]
 REJECTED = {
     "not_json",
     "not_object",
@@ -137,8 +145,9 @@ def test_backtest_writes_exactly_the_expected_alerts(stream_file: Path, tmp_path
     assert [a["entity"] for a in alerts] == [f"BIZ-{event_id}" for event_id in ALERTING]
     assert summary.alerts == Counter({"moratorium_violation": 3})
 
-    # Every non-blank line is a record.
+    # Every non-blank line is a record; six of them are not even a stream record.
     assert summary.records == sum(1 for _, what in LINES if what != "skipped") == 21
+    assert summary.unreadable == len(UNREADABLE)
     assert summary.outcomes == Counter(
         {"ok": 7, "duplicate": 1, "late": 1, "invalid": len(expected_rejects()) - 1}
     )
@@ -385,3 +394,117 @@ def test_baselines_see_the_same_events(stream_file: Path, tmp_path: Path):
     # basis: v-1, l-2 (criminal_case), v-2, v-3 (2022-12-31T17:59Z); a-1 is 2022-12-31
     # 18:01Z in UTC, so the naive rule flags it too.
     assert both.baseline.counts["moratorium_violation"] == 5
+
+
+def test_unreadable_counts_the_lines_that_are_no_stream_record(stream_file: Path, tmp_path: Path):
+    rejects = tmp_path / "rejects.tsv"
+    summary = run_backtest(stream_file, tmp_path / "alerts.jsonl", rejects_path=rejects)
+    unreadable = []
+    for number, (line, what) in enumerate(LINES, start=1):
+        if what == "skipped":  # a blank line is no record at all, not a bad one
+            continue
+        try:
+            parse_line(line)
+        except InvalidEvent:
+            unreadable.append(number)
+    assert unreadable == UNREADABLE
+    assert summary.unreadable == len(UNREADABLE)
+    # They are among the invalid outcomes and the rejects, by line number.
+    assert summary.outcomes["invalid"] > summary.unreadable
+    rows = {int(row.split("\t")[0]) for row in rejects.read_text().splitlines()}
+    assert set(UNREADABLE) <= rows
+
+
+@pytest.mark.parametrize(("partitions", "jobs"), [(0, 1), (1, 0), (-2, 1)])
+def test_partitions_and_jobs_must_be_positive(tmp_path: Path, partitions: int, jobs: int):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(LINES[0][0] + b"\n")
+    with pytest.raises(KuzetError, match="at least 1"):
+        run_backtest(events, tmp_path / "a.jsonl", partitions=partitions, jobs=jobs)
+
+
+# --- partitions and jobs, over a small simulated world -----------------------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated world (~30,000 lines, every stream, a few broken lines)."""
+    path = tmp_path_factory.mktemp("world")
+    simulate(path, seed=3, scale=0.02)
+    return path / "events.jsonl"
+
+
+def unreadable_lines(path: Path) -> int:
+    """Lines of ``path`` that are not blank and no stream record."""
+    count = 0
+    for line in path.read_bytes().splitlines():
+        if line.strip():
+            try:
+                parse_line(line)
+            except InvalidEvent:
+                count += 1
+    return count
+
+
+def backtest(world: Path, out: Path, **kwargs) -> tuple[bytes, BacktestSummary]:
+    summary = run_backtest(world, out, progress=False, **kwargs)
+    return out.read_bytes(), summary
+
+
+def test_one_partition_gives_exactly_the_alerts_of_the_default(world: Path, tmp_path: Path):
+    default, summary = backtest(world, tmp_path / "default.jsonl")
+    one, one_summary = backtest(world, tmp_path / "one.jsonl", partitions=1, jobs=4)
+    assert default == one and default.count(b"\n") > 10
+    assert summary.outcomes == one_summary.outcomes
+    assert summary.events == one_summary.events
+
+
+def test_alerts_are_written_in_event_time_then_kind_entity_and_id(world: Path, tmp_path: Path):
+    raw, _ = backtest(world, tmp_path / "alerts.jsonl", partitions=3)
+    alerts = [json.loads(line) for line in raw.splitlines()]
+    order = [
+        (datetime.fromisoformat(a["ts"]), a["kind"], a["entity"], a["alert_id"]) for a in alerts
+    ]
+    assert order == sorted(order)
+    assert len({a["kind"] for a in alerts}) > 2
+
+
+def test_three_partitions_in_one_or_several_jobs_write_the_same_files(world: Path, tmp_path: Path):
+    runs = {}
+    for jobs in (1, 2, 3):
+        rejects = tmp_path / f"rejects-{jobs}.tsv"
+        alerts, summary = backtest(
+            world,
+            tmp_path / f"alerts-{jobs}.jsonl",
+            partitions=3,
+            jobs=jobs,
+            baseline=True,
+            rejects_path=rejects,
+        )
+        runs[jobs] = (alerts, rejects.read_bytes(), summary)
+    alerts, rejects, summary = runs[1]
+    assert alerts.count(b"\n") > 10 and rejects
+    for jobs in (2, 3):
+        other_alerts, other_rejects, other = runs[jobs]
+        assert other_alerts == alerts, f"jobs={jobs}"
+        assert other_rejects == rejects, f"jobs={jobs}"
+        assert (other.records, other.unreadable) == (summary.records, summary.unreadable)
+        assert other.outcomes == summary.outcomes
+        assert other.rejects == summary.rejects
+        assert other.events == summary.events
+        assert other.alerts == summary.alerts
+        assert other.baseline.counts == summary.baseline.counts
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_every_record_has_exactly_one_outcome(world: Path, tmp_path: Path, partitions: int):
+    _, summary = backtest(world, tmp_path / "alerts.jsonl", partitions=partitions, jobs=2)
+    o = summary.outcomes
+    assert o["ok"] + o["failed"] + o["duplicate"] + o["late"] + o["invalid"] == summary.records
+    assert set(o) <= {"ok", "failed", "duplicate", "late", "invalid"}
+    assert summary.records == sum(1 for line in world.read_bytes().splitlines() if line.strip())
+    assert o["duplicate"] > 0 and o["invalid"] > summary.unreadable > 0
+    assert summary.unreadable == unreadable_lines(world)  # counted once, whatever the jobs
+    # Accepted events are counted once each, a payment once and not once a half.
+    assert sum(summary.events.values()) == o["ok"] + o["failed"]
+    assert set(summary.events) == {"payments", "payroll", "inspections"}
