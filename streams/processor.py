@@ -256,7 +256,8 @@ class Processor:
             envelope = decode_envelope(value)
         except InvalidEvent as exc:
             out = BatchOutput()
-            out.outcomes[INVALID] += 1
+            if regroup.counts:  # a copy that counts nothing (by authority) counts this neither
+                out.outcomes[INVALID] += 1
             out.dead_letters.append(
                 DeadLetter(regroup.stream, value, key, exc.reason, exc.category, source)
             )
@@ -274,7 +275,8 @@ class Processor:
             )
         except InvalidEvent as exc:  # an upstream partition that does not exist
             out = BatchOutput()
-            out.outcomes[INVALID] += 1
+            if regroup.counts:
+                out.outcomes[INVALID] += 1
             out.dead_letters.append(
                 DeadLetter(regroup.stream, value, key, exc.reason, exc.category, source)
             )

@@ -448,6 +448,27 @@ def test_inspections_are_judged_by_business_and_feed_the_authority_lane():
     }
 
 
+@pytest.mark.parametrize(
+    "envelope",
+    [b"garbage", encode_envelopes(7, 0, True, [])[0]],
+    ids=["not-an-envelope", "upstream-7"],
+)
+def test_an_invalid_envelope_by_authority_is_dead_lettered_but_not_counted(envelope):
+    # Guards a fixed bug: it was counted as an invalid inspection, though inspections are
+    # counted by business, upstream: every input record once, and this is no input record.
+    wire = Wire(Processor(Engine([MoratoriumViolation(), RecordingByAuthority()])))
+    wire.internal["inspections", 1].append(envelope)
+    _, down = wire.feed("inspections", [])
+    assert down.outcomes == Counter()
+    [letter] = down.dead_letters
+    assert (letter.stream, letter.category, letter.raw) == (
+        "inspections",
+        "invalid_envelope",
+        envelope,
+    )
+    assert letter.source == Source(INTERNAL["inspections"], 1, 0)
+
+
 def test_an_inspection_late_by_business_is_dead_lettered_once_and_not_regrouped():
     wire = Wire(Processor(Engine([MoratoriumViolation(), RecordingByAuthority()])))
     business = accounts(0, 1)[0]
