@@ -1,6 +1,6 @@
 """Which detectors run, with which parameters: the one place both paths build them.
 
-The live worker (``streams.app``) and the offline backtest (``streams.backtest``)
+The live worker (``streams.worker``) and the offline backtest (``streams.backtest``)
 both call :func:`build_engine`, so the two cannot drift apart.
 """
 

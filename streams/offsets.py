@@ -222,14 +222,15 @@ async def prepare_reprocessing(settings: Settings, when: datetime | None, option
     resumes from its own offsets, and silently ignoring the flag, or moving a
     live group's offsets, would both be wrong. For ``when`` the start offsets
     are committed for the fresh group; from the beginning needs nothing (a
-    fresh group starts at the earliest offset, ``consumer_auto_offset_reset``
-    in ``streams/app.py``).
+    fresh group starts at the earliest offset, ``auto_offset_reset`` in
+    ``streams/worker.py``).
 
-    The by-account topic (:mod:`streams.repartition`) is internal: the run
-    fills it again from the input it re-reads, so it is read from its *end*.
-    It is the group's own topic (named after the app id) and normally does not
-    exist yet; if it does (left by an earlier group of the same id, or named
-    by ``KUZET_TOPIC_PAYMENTS_BY_ACCOUNT``), its end offsets are committed too,
+    The regrouped topics (:mod:`streams.regroup`) are internal: the run fills
+    them again from the input it re-reads, so they are read from their *end*.
+    They are the group's own topics (named after the app id) and normally hold
+    nothing yet; if they do (left by an earlier group of the same id, or named
+    by ``KUZET_TOPIC_PAYMENTS_BY_ACCOUNT`` / ``_INSPECTIONS_BY_AUTHORITY``), their
+    end offsets are committed too,
     so what is already on it is not counted a second time. Returns the number
     of input partitions prepared.
     """

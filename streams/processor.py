@@ -150,6 +150,8 @@ class Processor:
         if out is None:
             out = BatchOutput()
         regroup = REGROUP_OF.get(stream)
+        if regroup is not None and downstream < 1:
+            raise ValueError(f"{stream} is regrouped: say into how many partitions (downstream)")
         if regroup is None:
             for value, key, source in records:
                 self._judge(stream, stream, partition, value, key, source, out)

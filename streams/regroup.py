@@ -59,6 +59,7 @@ later is judged in arrival order (the engine's allowed lateness covers it).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -203,11 +204,16 @@ def decode_envelope(raw: bytes | None) -> Envelope:
     if not raw:
         raise InvalidEvent("invalid envelope: empty record", "invalid_envelope")
     try:
-        return _decoder.decode(raw)
+        envelope = _decoder.decode(raw)
     except msgspec.ValidationError as exc:
         detail = f"not a v{ENVELOPE_VERSION} envelope: {exc}"
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         detail = f"not MessagePack ({type(exc).__name__})"
+    else:
+        # The merge orders by these: a NaN would scramble it (only a forged record has one).
+        if all(math.isfinite(half[2]) for half in envelope.halves):
+            return envelope
+        detail = "an event time that is not a finite number"
     try:
         version = _head.decode(raw).version
     except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):

@@ -68,8 +68,8 @@ class Settings:
     app_id: str = "kuzet"
     topics: Mapping[str, str] = field(default_factory=lambda: {s: s for s in STREAMS})
     alerts_topic: str = "alerts"
-    #: Internal topic of payments repartitioned by account (see ``streams/app.py``):
-    #: as many partitions as the payments topic; one per consumer group, so the
+    #: Internal topic of payments regrouped by account (``streams/regroup.py``): as
+    #: many partitions as the payments topic; one per consumer group, so the
     #: default is ``<app id>-payments-by-account``.
     by_account_topic: str = "kuzet-payments-by-account"
     #: Internal topic of inspections regrouped by authority, for inspector_anomaly.
