@@ -2,14 +2,21 @@
 
     python -m bench.state [ACCOUNTS]        # default 1,000,000
 
-Feeds the three payments detectors (``build_engine``'s, sharing one payer
-ledger) a stream in which every one of ACCOUNTS accounts receives at least
-one payment over a month, most from a few payers, some from many: 1 % are
-busy (30 payers each) and 20 "merchants" have 5,000 payers, the history
-that unbounded sets would make grow without end. Then reports:
+Feeds one partition of the engine's payments lane (``build_engine``'s three
+payments detectors, sharing one payer ledger, with the partition's duplicate
+memory, clock and timers: :class:`detectors.engine.Partition`, as a
+by-account partition of the live worker runs them) a stream in which every
+one of ACCOUNTS accounts receives at least one payment over a month, most
+from a few payers, some from many: 1 % are busy (30 payers each) and 20
+"merchants" have 5,000 payers, the history that unbounded sets would make
+grow without end. All accounts in one partition: the worst case, and what
+``--partitions 1`` runs. Then reports:
 
 - resident memory growth (``/proc/self/statm``) per account;
-- the pickled size of the detectors (what a checkpoint stores) per account;
+- the pickled size of the payments detectors per account, and of the whole
+  partition (what the worker saves to its state topic for it; it also holds
+  the ids of the last two days of payments, for duplicates) and how long
+  that pickle takes;
 - the pickled state of one merchant with 5,000 payers against one account
   with a single payer (bounded whatever the history).
 
@@ -24,9 +31,9 @@ import pickle
 import random
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from detectors.base import Context
 from detectors.events import Activity, Payment
 from detectors.registry import build_engine
 
@@ -67,8 +74,10 @@ def payments(accounts: int, rng: random.Random):
 def main(accounts: int = 1_000_000) -> None:
     rng = random.Random(1)
     engine = build_engine()
-    detectors = [d for d in engine.detectors if d.stream == "payments"]
-    ctx = Context(lambda at, key: None)
+    partition = engine.partition("payments", 0)
+    detectors = partition.detectors
+    lateness = engine.allowed_lateness
+    outcomes: Counter[str] = Counter()
     gc.collect()
     before = rss_bytes()
     started = time.perf_counter()
@@ -84,21 +93,30 @@ def main(accounts: int = 1_000_000) -> None:
                 amount=amount,
             )
         )
-        ctx.ts = ctx.watermark = ts.timestamp()
-        for detector in detectors:
-            detector.update(event, ctx)
+        outcomes[partition.process(event, lateness).outcome] += 1
     elapsed = time.perf_counter() - started
     gc.collect()
     grown = rss_bytes() - before
     pickled = len(pickle.dumps(detectors, protocol=pickle.HIGHEST_PROTOCOL))
+    started = time.perf_counter()
+    saved = len(engine.snapshot_partition("payments", 0))
+    pickling = time.perf_counter() - started
     ledger = detectors[0].payers
     tracked = len(ledger)
-    print(f"payments fed            {n:,} in {elapsed:.0f} s ({n / elapsed:,.0f}/s)")
+    judged = ", ".join(f"{count:,} {outcome}" for outcome, count in sorted(outcomes.items()))
+    print(f"payments fed            {n:,} in {elapsed:.0f} s ({n / elapsed:,.0f}/s): {judged}")
     print(f"accounts with state     {tracked:,} (of {accounts:,})")
     print(f"resident memory growth  {grown / 1e6:,.0f} MB = {grown / accounts:,.0f} bytes/account")
     print(
-        f"checkpoint (pickle)     {pickled / 1e6:,.0f} MB = {pickled / accounts:,.0f} bytes/account"
+        f"detectors (pickle)      {pickled / 1e6:,.0f} MB = {pickled / accounts:,.0f} bytes/account"
     )
+    print(
+        f"partition (pickle)      {saved / 1e6:,.0f} MB = {saved / accounts:,.0f} bytes/account, "
+        f"in {pickling:.2f} s (ids remembered: {len(partition.dedup):,}; "
+        f"timers: {len(partition.timers):,})"
+    )
+    entities = ", ".join(f"{kind} {count:,}" for kind, count in sorted(engine.entities().items()))
+    print(f"entities tracked        {entities}")
     for name in ("ACC-0000000", f"ACC-{accounts - 1:07d}"):
         parts = [ledger._seen.get(name)] + [
             getattr(d, "_accounts", {}).get(name) for d in detectors
