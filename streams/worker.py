@@ -449,17 +449,17 @@ class Worker:
         self.metrics.record_snapshot(len(blob), pickled, self.store.last_seconds)
 
     async def _save_due(self) -> None:
+        """Save the most overdue partition, if any is due: one a batch, so judging never
+        waits for more than one save (all at once held every partition for 0.5-1 s, and
+        the append-to-alert p99 rose from 62 ms to 257-631 ms: bench.live)."""
         now = time.monotonic()
-        due = [
-            t
-            for t in self.tasks.values()
-            if t.dirty and now - t.last_saved >= self.settings.snapshot_seconds
-        ]
+        interval = self.settings.snapshot_seconds
+        due = [t for t in self.tasks.values() if t.dirty and now - t.last_saved >= interval]
         if not due:
             return
-        for task in due:
-            await self._save(task)
-        await self._commit(due)
+        task = min(due, key=lambda t: t.last_saved)
+        await self._save(task)
+        await self._commit([task])
 
     async def _save_all(self, why: str) -> None:
         dirty = [t for t in self.tasks.values() if t.dirty]
@@ -541,9 +541,11 @@ class Worker:
             for tp, task in kept.items():
                 self.tasks[tp] = task
                 consumer.seek(tp, task.state.position)
-            now = time.monotonic()
-            for task in self.tasks.values():
-                task.last_saved = task.last_saved or now
+            # First saves spread over one interval, so they do not all come due together.
+            now, interval = time.monotonic(), self.settings.snapshot_seconds
+            fresh = [t for t in self.tasks.values() if not t.last_saved]
+            for i, task in enumerate(fresh):
+                task.last_saved = now - interval * i / len(fresh)
             logger.info(
                 "%d partitions assigned: %d restored from saved state, %d kept, %d new",
                 len(assigned),
