@@ -36,6 +36,9 @@ from streams.scorecard import AlertTally, Scorecard, TruthFinding
 
 #: How many rejected lines the summary quotes; the rest are only counted.
 SHOWN_REJECTS = 10
+#: A job gathers what its partitions produced (counts, alerts, the baselines' turn)
+#: every this many accepted events, not after each.
+COLLECT_EVERY = 4096
 
 
 @dataclass
@@ -241,7 +244,7 @@ class _Plan:
                     for q, up, through, at_end, halves in shipments:
                         if halves and mine[regroup.lane][q]:
                             downstream(regroup, q, n, up, through, at_end, halves, name, out)
-                    if out.alerts or out.dead_letters or accepted:
+                    if len(accepted) >= COLLECT_EVERY:
                         self._collect(out, part, accepted, baselines)
             # The end of the file: every upstream partition is at its end; drain the merges.
             end = part.records and number
