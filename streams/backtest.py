@@ -239,8 +239,9 @@ class _Plan:
                     if mine[stream][p]:
                         _, shipments = upstream(stream, p, record, n, decoded=True, out=out)
                     else:  # only its shipments count here; another job counts the rest
+                        mark = len(accepted)
                         _, shipments = upstream(stream, p, record, n, decoded=True)
-                        accepted.clear()
+                        del accepted[mark:]
                     for q, up, through, at_end, halves in shipments:
                         if halves and mine[regroup.lane][q]:
                             downstream(regroup, q, n, up, through, at_end, halves, name, out)
