@@ -63,7 +63,7 @@ async def topics(bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterato
             ]
         )
         yield names
-        # Also the topics a worker created (its by-account topic is named after its app id).
+        # Also the topics a worker created (its internal topics are named after its app id).
         await admin.delete_topics(
             [t for t in await admin.list_topics() if t.startswith(names.prefix)]
         )
@@ -87,9 +87,20 @@ def start_worker(bootstrap: str, tmp_path: Path) -> Iterator:
     started: list[Worker] = []
 
     def start(
-        topics: Topics, *, app_id: str | None = None, args: tuple[str, ...] = (), **extra: str
+        topics: Topics,
+        *,
+        app_id: str | None = None,
+        args: tuple[str, ...] = (),
+        cwd: Path | None = None,
+        wait: bool = True,
+        **extra: str,
     ) -> Worker:
-        """``kuzet worker *args`` on ``topics``; ``extra`` adds environment variables."""
+        """``kuzet worker *args`` on ``topics``; ``extra`` adds environment variables.
+
+        ``cwd``: the worker's working directory (default: the test's ``tmp_path``).
+        ``wait``: return once its web port answers (else at once, e.g. for a worker
+        expected to refuse to start).
+        """
         port = free_port()
         log = tmp_path / f"worker-{len(started)}.log"
         env = {
@@ -98,19 +109,19 @@ def start_worker(bootstrap: str, tmp_path: Path) -> Iterator:
             "KUZET_BROKER": bootstrap,
             "KUZET_APP_ID": app_id or f"kuzet-{topics.prefix.rstrip('.')}",
             "KUZET_WEB_PORT": str(port),
-            "KUZET_STATE_DIR": str(tmp_path / f"state-{len(started)}"),
             **extra,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", *args],
             env=env,
-            cwd=tmp_path,
+            cwd=cwd or tmp_path,
             stdout=open(log, "wb"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
         )
         worker = Worker(process, log, port, env)
         started.append(worker)
-        wait_for_http(worker)
+        if wait:
+            wait_for_http(worker)
         return worker
 
     yield start

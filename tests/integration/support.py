@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +100,47 @@ class Worker:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def get(self, path: str) -> bytes:
+        """The body of one of the worker's web pages (``/status``, ``/metrics``, ...)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+            return r.read()
+
+    def status(self) -> dict | None:
+        """The worker's ``/status`` (its partitions, positions, outcome counts), None if down."""
+        if self.process.poll() is not None:
+            return None
+        try:
+            return json.loads(self.get("/status"))
+        except OSError:
+            return None
+
+    def counted(self, stream: str) -> dict[str, float]:
+        """``kuzet_events_total`` of ``stream`` by outcome: what this process judged itself."""
+        prefix = 'kuzet_events_total{outcome="'
+        found = {}
+        for line in self.get("/metrics").decode().splitlines():
+            if line.startswith(prefix) and f'stream="{stream}"' in line:
+                found[line[len(prefix) :].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        return found
+
+
+def judged(workers: list[Worker]) -> tuple[Counter[str], int]:
+    """Outcomes summed over the live workers' partitions (``/status``), and halves queued.
+
+    The counts are part of each partition's saved state, so they stay exact when
+    partitions move between workers.
+    """
+    counts: Counter[str] = Counter()
+    queued = 0
+    for worker in workers:
+        found = worker.status()
+        if found is None:
+            continue
+        for task in found["tasks"]:
+            counts.update(task["outcomes"])
+            queued += task["queued"]
+    return +counts, queued
 
 
 def wait_for_http(worker: Worker, timeout: float = 60.0) -> None:
