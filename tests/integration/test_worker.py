@@ -25,10 +25,12 @@ VALID_INSPECTIONS = [
 ]
 REDELIVERED = VALID_INSPECTIONS[0]
 
-# (stream, key, raw bytes, the reason the dead letter must carry)
+# (stream, key, raw bytes, the reason the dead letter must carry). A reason ending in
+# ": " is Kuzet's category, followed by the decoder's detail (whose wording is msgspec's,
+# not ours to pin down); the others are Kuzet's own words, in full.
 INVALID = [
-    ("inspections", b"B-9", b"not json", "not JSON: JSON is malformed: invalid character (byte 4)"),
-    ("inspections", b"B-9", b"[1, 2]", "not a JSON object: expected `object`, got `array`"),
+    ("inspections", b"B-9", b"not json", "not JSON: "),
+    ("inspections", b"B-9", b"[1, 2]", "not a JSON object: "),
     (
         "inspections",
         b"B-9",
@@ -38,8 +40,8 @@ INVALID = [
     (
         "inspections",
         b"B-9",
-        inspection("i-9", "2021-03-02T05:00:00", "B-9"),
-        "invalid field ts: expected `datetime` with a timezone component",
+        inspection("i-9", "2021-03-02T05:00:00", "B-9"),  # no UTC offset
+        "invalid field ts: ",
     ),
     (
         "payments",
@@ -55,6 +57,10 @@ INVALID = [
         "missing field: period (required for type accrual)",
     ),
 ]
+
+
+def reason_matches(reason: str, expected: str) -> bool:
+    return reason.startswith(expected) if expected.endswith(": ") else reason == expected
 
 
 def expected_alerts() -> dict[str, dict]:
@@ -102,11 +108,11 @@ async def test_worker_publishes_exact_alerts_and_dead_letters(
             _, key, raw, reason, meta = by_offset.pop(position)
             assert letter.value == raw  # the original bytes, unchanged
             assert letter.key == key
+            assert reason_matches(headers.pop("kuzet.reason"), reason), (reason, letter.headers)
             assert headers == {
                 "kuzet.source.topic": topics.input(stream),
                 "kuzet.source.partition": str(meta.partition),
                 "kuzet.source.offset": str(meta.offset),
-                "kuzet.reason": reason,
             }
         assert not by_offset
 
