@@ -2,28 +2,29 @@
 
 Three partitions; the mule account, its payers and its exit account are
 chosen so that every payment's payer and payee live in different partitions:
-the mule's incoming payments reach it only through the by-account topic.
+the mule's incoming payments reach it only through the by-account topic, one
+of the internal topics the worker creates (``streams/topics.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import urllib.request
+import time
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from detectors.errors import ConfigError
 from streams.backtest import run_backtest
-from streams.codec import (
-    ENVELOPE_FORMAT,
-    FORMAT_HEADER,
-    decode_alert,
-    decode_envelope,
-    encode_file_line,
-)
+from streams.codec import decode_alert, encode_file_line
+from streams.offsets import HistoryError
 from streams.processor import partition_for
-from tests.integration.support import Topics, consume
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.integration.support import Topics, Worker, consume
 
 pytestmark = pytest.mark.integration
 
@@ -65,25 +66,13 @@ def mule_day() -> list[tuple[str, bytes]]:
     return records
 
 
-def counted(worker) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics") as response:
-        text = response.read().decode()
-    prefix = 'kuzet_events_total{outcome="'
-    found = {}
-    for line in text.splitlines():
-        if line.startswith(prefix) and 'stream="payments"' in line:
-            outcome = line[len(prefix) :].split('"')[0]
-            found[outcome] = float(line.rsplit(" ", 1)[1])
-    return found
-
-
 @pytest.mark.partitions(3)
 @pytest.mark.parametrize("backlog", [False, True], ids=["live", "backlog"])
 async def test_a_mule_across_partitions_is_found_live_as_offline(
     bootstrap, topics: Topics, producer, start_worker, tmp_path, backlog
 ):
     records = mule_day()
-    # Every payment crosses partitions: the payee's side reaches it only by the new topic.
+    # Every payment crosses partitions: the payee's side reaches it only by the by-account topic.
     for _, raw in records:
         event = msgspec.json.decode(raw)
         assert partition_for(event["payer"].encode(), 3) != partition_for(
@@ -93,7 +82,7 @@ async def test_a_mule_across_partitions_is_found_live_as_offline(
     history.write_bytes(
         b"".join(encode_file_line("payments", key, raw) + b"\n" for key, raw in records)
     )
-    offline = run_backtest(history, tmp_path / "alerts.jsonl")
+    offline = run_backtest(history, tmp_path / "alerts.jsonl", partitions=3, progress=False)
     expected = [
         msgspec.json.decode(line) for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()
     ]
@@ -112,10 +101,6 @@ async def test_a_mule_across_partitions_is_found_live_as_offline(
         await send_live(producer, topics, records, worker)
     live = await consume(bootstrap, topics.alerts, expected=len(expected))
     outcomes = await wait_counted(worker, ok=len(records), settle=0.0)
-    # Every payment is judged, so every envelope is on the topic: read them all.
-    by_account = await consume(
-        bootstrap, f"{topics.prefix}{app_id}-payments-by-account", expected=1
-    )
     assert worker.stop() == 0, worker.log_tail()
 
     alerts = [decode_alert(r.value) for r in live]
@@ -126,41 +111,15 @@ async def test_a_mule_across_partitions_is_found_live_as_offline(
     assert outcomes["ok"] == len(records) == offline.outcomes["ok"]  # each payment once
     assert outcomes["duplicate"] == outcomes["late"] == outcomes["invalid"] == 0
 
-    # The by-account topic: envelopes, without a key, that hold each payment twice,
-    # as the payee's side (in) and as the payer's (out), its bytes unchanged, each
-    # in the partition Kafka's default partitioner gives that account.
-    halves = []
-    for record in by_account:
-        assert record.key is None
-        assert list(record.headers) == [(FORMAT_HEADER, ENVELOPE_FORMAT)]
-        halves += [(record.partition, side, raw) for side, raw in decode_envelope(record.value)]
-    assert len(halves) == 2 * len(records)
-    for partition, side, raw in halves:
-        event = msgspec.json.decode(raw)
-        assert side in ("in", "out")
-        assert partition == partition_for(event["payee" if side == "in" else "payer"].encode(), 3)
-    assert sorted(raw for _, _, raw in halves) == sorted(2 * [raw for _, raw in records])
-    if backlog:  # read in batches: several payments share an envelope
-        assert len(by_account) < len(halves)
-    else:  # one payment at a time: an envelope for each side, in the order sent
-        assert len(by_account) == len(halves)
-        for partition in range(3):
-            expected_order = []
-            for _, raw in records:
-                event = msgspec.json.decode(raw)
-                for side, account in (("in", event["payee"]), ("out", event["payer"])):
-                    if partition_for(account.encode(), 3) == partition:
-                        expected_order.append((side, raw))
-            assert [(s, r) for p, s, r in halves if p == partition] == expected_order
-
 
 async def send_live(producer, topics: Topics, records: list[tuple[str, bytes]], worker) -> None:
     """One at a time, each once the worker has judged the one before: a live stream.
 
-    The mule's inflows come from other partitions than its outflows; sent as a
-    backlog they would reach it in the order the worker happens to read them.
+    The mule's inflows come from other partitions than its outflows, so the
+    by-account merge sees its upstream partitions read to their end between
+    payments (the backlog case reads them side by side instead).
     """
-    start = counted(worker).get("ok", 0)
+    start = worker.counted("payments").get("ok", 0)
     for n, (key, raw) in enumerate(records, 1):
         await producer.send_and_wait(topics.input("payments"), raw, key=key.encode())
         await wait_counted(worker, ok=start + n, settle=0.0)
@@ -172,31 +131,32 @@ async def send_backlog(producer, topics: Topics, records: list[tuple[str, bytes]
 
 
 async def wait_counted(
-    worker, ok: int, timeout: float = 60.0, settle: float = 1.0
+    worker: Worker, ok: int, timeout: float = 60.0, settle: float = 1.0
 ) -> dict[str, float]:
     """Wait until the worker counted ``ok`` payments, then ``settle`` s (and nothing more)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        found = counted(worker)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = worker.counted("payments")
         if found.get("ok", 0) >= ok:
             await asyncio.sleep(settle)
-            return counted(worker)
+            return worker.counted("payments")
         await asyncio.sleep(0.05)
-    raise AssertionError(f"counted {counted(worker)}, expected ok={ok}:\n{worker.log_tail()}")
+    raise AssertionError(
+        f"counted {worker.counted('payments')}, expected ok={ok}:\n{worker.log_tail()}"
+    )
 
 
 @pytest.mark.partitions(3)
-async def test_a_restart_resumes_both_topics_where_the_checkpoint_stands(
-    bootstrap, topics: Topics, producer, start_worker, tmp_path
+async def test_a_restart_resumes_both_topics_where_the_saved_state_stands(
+    bootstrap, topics: Topics, producer, start_worker
 ):
     records = mule_day()
-    state = {"KUZET_STATE_DIR": str(tmp_path / "state"), "KUZET_CHECKPOINT_SECONDS": "1"}
-    app_id = f"ckpt-{topics.prefix.rstrip('.')}"
-    first = start_worker(topics, app_id=app_id, **state)
+    app_id = f"restart-{topics.prefix.rstrip('.')}"
+    first = start_worker(topics, app_id=app_id)
     await send_live(producer, topics, records[:6], first)  # three inflows, three passed on
-    assert first.stop() == 0, first.log_tail()
+    assert first.stop() == 0, first.log_tail()  # SIGTERM: every partition's state is saved
 
-    second = start_worker(topics, app_id=app_id, **state)
+    second = start_worker(topics, app_id=app_id)
     await send_live(producer, topics, records[6:], second)
     outcomes = await wait_counted(second, ok=len(records) - 6)
     alerts = [decode_alert(r.value) for r in await consume(bootstrap, topics.alerts, expected=2)]
@@ -211,13 +171,17 @@ async def test_a_restart_resumes_both_topics_where_the_checkpoint_stands(
 
 
 @pytest.mark.partitions(3)
-async def test_reprocessing_from_the_beginning_counts_each_payment_once(
+async def test_reprocessing_counts_each_payment_once(
     bootstrap, topics: Topics, producer, start_worker
 ):
     records = mule_day()
     production = f"prod-{topics.prefix.rstrip('.')}"
     worker = start_worker(topics, app_id=production)
-    await send_live(producer, topics, records, worker)
+    await send_live(producer, topics, records[:8], worker)
+    await asyncio.sleep(1.0)
+    cut = datetime.now(UTC).isoformat()  # Kafka record time: the second half comes after it
+    await asyncio.sleep(1.0)
+    await send_live(producer, topics, records[8:], worker)
     await wait_counted(worker, ok=len(records))
     assert worker.stop() == 0, worker.log_tail()
     first = sorted(
@@ -225,13 +189,13 @@ async def test_reprocessing_from_the_beginning_counts_each_payment_once(
     )
 
     # A fresh group reads the whole input as a backlog, its partitions side by
-    # side; it forwards into a by-account topic of its own, read from its start ...
+    # side; it ships into internal topics of its own, read from their start ...
     fresh = start_worker(topics, app_id=f"again-{production}", args=("--from-beginning",))
     outcomes = await wait_counted(fresh, ok=len(records))
     assert fresh.stop() == 0, fresh.log_tail()
     assert outcomes["ok"] == len(records) and outcomes["duplicate"] == 0
     # ... and one pointed at an existing by-account topic reads it from its end:
-    # what is already there (the production run's forwards) is not counted again.
+    # what is already there (the production run's shipments) is not counted again.
     shared = f"{topics.prefix}{production}-payments-by-account"
     third = start_worker(
         topics,
@@ -242,56 +206,92 @@ async def test_reprocessing_from_the_beginning_counts_each_payment_once(
     outcomes = await wait_counted(third, ok=len(records))
     assert third.stop() == 0, third.log_tail()
     assert outcomes["ok"] == len(records) and outcomes["duplicate"] == 0
-
     # Every run raised the same two alerts, with the same ids.
     alerts = await consume(bootstrap, topics.alerts, expected=3 * len(first))
     ids = sorted(decode_alert(r.value).alert_id for r in alerts)
     assert ids == sorted(3 * first)
 
+    # From a time: only the payments written after it, each once.
+    later = start_worker(topics, app_id=f"later-{production}", args=("--from-time", cut))
+    outcomes = await wait_counted(later, ok=len(records) - 8)
+    assert later.stop() == 0, later.log_tail()
+    assert outcomes["ok"] == len(records) - 8 and sum(outcomes.values()) == outcomes["ok"]
 
-@pytest.mark.partitions(3)
-async def test_the_by_account_topic_is_created_like_the_payments_topic_or_refused(
+
+@pytest.mark.partitions(1)
+async def test_internal_topics_get_their_inputs_partitions_or_are_refused(
     bootstrap, topics: Topics
 ):
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    """The worker creates what it writes, as wide as what it reads; it refuses a mismatch.
 
-    from detectors.errors import ConfigError
-    from streams.repartition import ensure_by_account_topic
-    from streams.settings import Settings
-
-    env = {"KUZET_BROKER": bootstrap, **topics.env(), "KUZET_APP_ID": "made"}
+    Inputs of 3 (payments), 1 (payroll) and 2 (inspections) partitions.
+    """
+    prefix = topics.prefix + "made."  # under the test's prefix: deleted at teardown
+    widths = {"payments": 3, "payroll": 1, "inspections": 2}
+    env = {"KUZET_BROKER": bootstrap, "KUZET_TOPIC_PREFIX": prefix, "KUZET_APP_ID": "made"}
     settings = Settings.from_env(env)
-    assert await ensure_by_account_topic(settings) == 3
-    assert await ensure_by_account_topic(settings) == 3  # there now: left as it is
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        made = await described(admin, topics.prefix + "made-payments-by-account")
-        assert len(made["partitions"]) == 3
-        await admin.create_topics([NewTopic(topics.prefix + "odd", 1, 1)])
+        # No input topics: refused, naming them, and nothing is created.
+        with pytest.raises(HistoryError, match=rf"input topic\(s\) {prefix}payments, .* do not"):
+            await ensure_topics(settings)
+        assert not [t for t in await admin.list_topics() if t.startswith(prefix)]
+
+        await admin.create_topics([NewTopic(prefix + stream, n, 1) for stream, n in widths.items()])
+        layout = await ensure_topics(settings)
+        assert (layout.inputs, layout.state) == (widths, 3)
+        made = {name: await partitions(admin, name) for name in wanted(settings)}
+        assert made == {
+            f"{prefix}alerts": 3,  # as the payments topic
+            f"{prefix}payments.dlq": 3,
+            f"{prefix}payroll.dlq": 1,
+            f"{prefix}inspections.dlq": 2,
+            f"{prefix}made-payments-by-account": 3,
+            f"{prefix}made-inspections-by-authority": 2,
+            f"{prefix}made-state": 3,  # as the widest input
+        }
+        [described] = await admin.describe_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, f"{prefix}made-state", {"cleanup.policy": ""}
+                )
+            ]
+        )
+        assert [entry[:2] for entry in described.resources[0][4]] == [("cleanup.policy", "compact")]
+        assert await ensure_topics(settings) == layout  # there now: left as they are
+
+        # Another group whose by-authority topic exists with another partition count.
+        await admin.create_topics([NewTopic(prefix + "odd", 1, 1)])
+        odd = Settings.from_env({**env, "KUZET_TOPIC_INSPECTIONS_BY_AUTHORITY": "odd"})
+        with pytest.raises(ConfigError, match=rf"topic {prefix}odd has 1 partitions, not 2"):
+            await ensure_topics(odd)
     finally:
         await admin.close()
-    odd = Settings.from_env({**env, "KUZET_TOPIC_PAYMENTS_BY_ACCOUNT": "odd"})
-    with pytest.raises(ConfigError, match=r"has 1 partitions but the payments topic .* has 3"):
-        await ensure_by_account_topic(odd)
-    # No payments topic yet: asked for as any client asks, the broker (which creates
-    # topics on first use, as docker compose's and the local one do) makes it.
-    fresh = Settings.from_env({**env, "KUZET_TOPIC_PREFIX": topics.prefix + "fresh."})
-    assert await ensure_by_account_topic(fresh) == 1  # the local broker's num.partitions
 
 
-async def described(admin, name: str, timeout: float = 10.0) -> dict:
-    """The topic's description, once the broker's metadata holds it.
+def wanted(settings: Settings) -> list[str]:
+    """Every topic the worker writes."""
+    return [
+        settings.alerts_topic,
+        *(settings.dlq_topic(stream) for stream in ("payments", "payroll", "inspections")),
+        settings.by_account_topic,
+        settings.by_authority_topic,
+        settings.state_topic,
+    ]
+
+
+async def partitions(admin: AIOKafkaAdminClient, name: str, timeout: float = 10.0) -> int:
+    """The topic's partition count, once the broker's metadata holds it.
 
     Flaky test fixed here: the broker answers CreateTopics before its metadata
     cache shows the new topic (KRaft propagates it asynchronously), and
     describing all topics at once missed it in 3 runs of 4.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
-        found = [t for t in await admin.describe_topics() if t["topic"] == name]
-        if found or loop.time() > deadline:
+        found = [t for t in await admin.describe_topics([name]) if t["error_code"] == 0]
+        if found or time.monotonic() > deadline:
             [topic] = found
-            return topic
+            return len(topic["partitions"])
         await asyncio.sleep(0.1)
