@@ -1,10 +1,12 @@
 """The README's demo: a live worker on the local broker, a few events, alerts as they arrive.
 
 Run by ``make demo`` (which starts and stops the broker). Creates fresh
-``demo-*`` topics, starts ``kuzet worker`` on them, publishes a handful of
-inspections (prohibited, lawful, exempt, either side of local midnight at the
-moratorium's start), a redelivered duplicate and some broken records, then
-prints the alerts and dead letters the worker publishes, and its metrics.
+``demo-*`` input topics, starts ``kuzet worker`` on them (it creates the alert,
+dead-letter and internal topics it writes, and keeps its state in Kafka: nothing
+on disk but its log), publishes a handful of inspections (prohibited, lawful,
+exempt, either side of local midnight at the moratorium's start), a redelivered
+duplicate and some broken records, then prints the alerts and dead letters the
+worker publishes, and its metrics.
 """
 
 from __future__ import annotations
@@ -72,15 +74,14 @@ async def main() -> int:
     # A freshly created topic has no leader for a moment; the producer retries, quietly.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     prefix = f"demo-{uuid.uuid4().hex[:6]}."
-    names = [prefix + s for s in STREAMS] + [prefix + s + ".dlq" for s in STREAMS]
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
-    await admin.create_topics([NewTopic(n, 3, 1) for n in [*names, prefix + "alerts"]])
+    await admin.create_topics([NewTopic(prefix + s, 3, 1) for s in STREAMS])
     await admin.close()
 
-    state = ROOT / ".kuzet" / "demo"
-    state.mkdir(parents=True, exist_ok=True)
-    log = state / "worker.log"
+    logs = ROOT / ".kuzet" / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / "worker.log"
     say(f"== starting `kuzet worker` on topics {prefix}* (log: {log.relative_to(ROOT)})")
     env = {
         **os.environ,
@@ -88,7 +89,6 @@ async def main() -> int:
         "KUZET_TOPIC_PREFIX": prefix,
         "KUZET_APP_ID": f"kuzet-{prefix.rstrip('.')}",
         "KUZET_WEB_PORT": str(WEB_PORT),
-        "KUZET_STATE_DIR": str(state),
     }
     with open(log, "wb") as log_file:
         worker = subprocess.Popen(
@@ -106,7 +106,22 @@ async def main() -> int:
         say("== worker stopped")
 
 
+async def worker_up(worker: subprocess.Popen, timeout: float = 60) -> bool:
+    """Wait for the worker's web port: it opens once the worker has made its topics."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/healthz", timeout=1):
+                return True
+        except OSError:
+            await asyncio.sleep(0.2)
+    return False
+
+
 async def run_demo(prefix: str, worker: subprocess.Popen) -> int:
+    if not await worker_up(worker):
+        say("!! the worker did not start; see its log")
+        return 1
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
     await producer.start()
     say("== publishing 6 inspections, 1 redelivered duplicate and 3 broken records")
