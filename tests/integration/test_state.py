@@ -373,16 +373,16 @@ async def test_a_burst_reaching_a_caught_up_worker_is_judged_as_offline(
     Found failing when written: the worker, at the end of every input partition,
     has told the by-account merge so; when the burst lands, the first payments
     partition read is released ahead of the others, by weeks of event time, and
-    761 to 2,248 of the others' 27,000 payments were judged late (dead letters;
-    the backtest, and a worker started after the replay, find none late).
+    44 to 2,248 of the others' 27,000 payments were judged late in eight runs
+    (dead letters; the backtest, and a worker started after the replay, find
+    none late).
     """
     simulate(tmp_path / "world", seed=SEED, scale=0.03, config=SimConfig())
     stream_file = tmp_path / "world" / "events.jsonl"
     expected, ids = backtest(tmp_path, stream_file)
     worker = start_worker(topics)
-    await until_judged([worker], 0)
     deadline = time.monotonic() + 30
-    while len(owned([worker])) != 1 or not owned([worker])[0]:  # it owns its partitions
+    while not owned([worker])[0]:  # it owns its partitions
         assert time.monotonic() < deadline, worker.log_tail()
         await asyncio.sleep(0.1)
     await asyncio.sleep(1)  # and has looked at every (empty) partition
