@@ -30,7 +30,7 @@ from detectors.registry import DetectionConfig, build_engine
 from streams.codec import InvalidEvent, decode_alert, encode_alert
 from streams.processor import INVALID, BatchOutput, DeadLetter, Processor, Source
 from streams.progress import Progress
-from streams.regroup import REGROUP_OF, REGROUPS, partition_for
+from streams.regroup import DONE, REGROUP_OF, REGROUPS, partition_for
 from streams.replay import parse_line
 from streams.scorecard import AlertTally, Scorecard, TruthFinding
 
@@ -242,9 +242,9 @@ class _Plan:
                         mark = len(accepted)
                         _, shipments = upstream(stream, p, record, n, decoded=True)
                         del accepted[mark:]
-                    for q, up, through, at_end, halves in shipments:
+                    for q, up, through, frontier, halves in shipments:
                         if halves and mine[regroup.lane][q]:
-                            downstream(regroup, q, n, up, through, at_end, halves, name, out)
+                            downstream(regroup, q, n, up, through, frontier, halves, name, out)
                     if len(accepted) >= COLLECT_EVERY:
                         self._collect(out, part, accepted, baselines)
             # The end of the file: every upstream partition is at its end; drain the merges.
@@ -253,7 +253,7 @@ class _Plan:
                 for q in range(n):
                     if mine[regroup.lane][q]:
                         for up in range(n):
-                            downstream(regroup, q, n, up, end, True, [], name, out)
+                            downstream(regroup, q, n, up, end, DONE, [], name, out)
             self._collect(out, part, accepted, baselines)
         finally:
             bar.finish()  # end the bar's line even if the run stops

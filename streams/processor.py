@@ -24,6 +24,7 @@ from detectors.events import KEY_FIELDS, Activity, Alert
 from streams.codec import InvalidEvent, decode_event
 from streams.regroup import (
     REGROUP_OF,
+    WAIT,
     Half,
     Merge,
     Regroup,
@@ -97,7 +98,7 @@ class Shipment(NamedTuple):
     partition: int
     upstream: int
     through: int
-    at_end: bool
+    frontier: float
     halves: list[Half]
 
 
@@ -132,7 +133,7 @@ class Processor:
         records: list[Record],
         downstream: int = 0,
         *,
-        at_end: bool = False,
+        frontier: float = WAIT,
         through: int | None = None,
         decoded: bool = False,
         out: BatchOutput | None = None,
@@ -143,7 +144,7 @@ class Processor:
         (ignored for a stream that has none). Every downstream partition gets a
         shipment, empty if no half is for it, saying the upstream partition has
         been read ``through`` its last record (or ``through``, for an empty
-        batch) and whether that is its end (``at_end``). ``decoded``: hand the
+        batch), and its ``frontier`` (:mod:`streams.regroup`). ``decoded``: hand the
         decoded events over rather than their bytes (the backtest, in memory).
         ``out``: add to this output rather than a new one.
         """
@@ -173,7 +174,7 @@ class Processor:
         if through is None:
             through = records[-1][2].offset if records else -1
         return out, [
-            Shipment(q, partition, through, at_end, halves) for q, halves in enumerate(boxes)
+            Shipment(q, partition, through, frontier, halves) for q, halves in enumerate(boxes)
         ]
 
     # -- downstream: the regrouped partitions --------------------------------------
@@ -185,7 +186,7 @@ class Processor:
         upstreams: int,
         shipment_upstream: int,
         through: int,
-        at_end: bool,
+        frontier: float,
         halves: list[Half],
         topic: str,
         out: BatchOutput | None = None,
@@ -202,7 +203,7 @@ class Processor:
         merge = self.merges.get((lane, partition))
         if merge is None:
             merge = self.merges[lane, partition] = Merge(upstreams)
-        merge.add(shipment_upstream, through, at_end, halves)
+        merge.add(shipment_upstream, through, frontier, halves)
         stream = regroup.stream
         counts = regroup.counts
         engine = self.engine
@@ -271,7 +272,7 @@ class Processor:
                 upstreams,
                 envelope.upstream,
                 envelope.through,
-                envelope.at_end,
+                envelope.frontier,
                 envelope.halves,
                 topic,
             )

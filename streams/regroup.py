@@ -22,10 +22,10 @@ time forward so that the others' halves looked late. Instead every upstream
 partition's halves are kept in their own queue (:class:`Merge`), and the next
 half released to the detectors is always the earliest in event time among the
 *heads* of all queues (ties to the lower upstream partition), released only
-once every upstream partition has a head or has reported that it is at its
-end. That rule gives the same sequence however the halves were interleaved in
-transit, so the live worker on any number of workers and through any restart
-produces the same alerts as ``kuzet backtest --partitions N``. It is the
+once every upstream partition has a head or has said that nothing it will
+send later can come before it (its *frontier*, below). That rule gives the
+same sequence however the halves were interleaved in transit, so the live
+worker on any number of workers and through any restart produces the same alerts as ``kuzet backtest --partitions N``. It is the
 "watermark is the minimum over input channels" rule of Flink and Kafka
 Streams, made exact: an upstream partition's progress is carried with the
 data.
@@ -35,13 +35,14 @@ halves one upstream batch sends to one downstream partition) says how far its
 upstream partition has been read, and every upstream batch sends one to
 *every* downstream partition, empty if it has no halves for it::
 
-    value   MessagePack array [2, upstream, through, at_end, [[side, offset, ts, event], ...]]
+    value   MessagePack array [2, upstream, through, frontier, [[side, offset, ts, event], ...]]
               2        the format's version
               upstream the upstream partition
               through  the upstream offset up to which this envelope and the earlier ones
                        hold every half for this partition
-              at_end   the upstream partition had been read to its end (nothing follows
-                       for now; the merge need not wait for it)
+              frontier while this upstream's queue is empty, the others' halves up to
+                       this event time (epoch seconds) may go ahead of its next one:
+                       -inf (wait for it), +inf (it is done or idle), or between
               side     "in", "out" or "both" (a string)
               offset   the half's upstream offset: a re-sent half (the upstream was
                        re-read after a restart) is recognised and skipped
@@ -50,11 +51,18 @@ upstream partition has been read, and every upstream batch sends one to
     key     none: the partition is given explicitly
     header  kuzet.format: kuzet.regroup.v2+msgpack
 
-Only an upstream partition that has been read to its end lets the merge go on
-without it. While a backlog is read that happens once, at the end, so the
-order is exact; on a live stream that is quiet in one partition, the merge
-goes on with the others, and a record that arrives in the quiet partition
-later is judged in arrival order (the engine's allowed lateness covers it).
+**Frontiers.** An upstream partition that has been read is not done: more may
+arrive, and "read to its end" is only as fresh as the consumer's last fetch.
+So a partition read to its end says how far the others may go without it:
+its own newest event time plus ``KUZET_MAX_SKEW_HOURS`` (a burst that lands
+after a quiet spell then cannot let one partition run days ahead and make the
+others' events late). Only after it has stayed at its end for
+:data:`IDLE_SECONDS` of wall time does it say ``+inf``: a partition that gets
+no traffic cannot hold the others back for longer. While a backlog is read,
+partitions reach their end once, at the end, so the order is exact (the
+backtest says ``+inf`` at the end of its file); on a live stream, a record
+that arrives in an idle partition later is judged in arrival order, and the
+engine's allowed lateness covers it.
 """
 
 from __future__ import annotations
@@ -86,6 +94,13 @@ ENVELOPE_HEADERS = [(FORMAT_HEADER, ENVELOPE_FORMAT)]
 ENVELOPE_MAX_BYTES = 256 * 1024
 
 Side = Literal["in", "out", "both"]
+
+#: Frontiers (see the module docstring): wait for this upstream's next half, or not at all.
+WAIT = float("-inf")
+DONE = float("inf")
+#: Wall time an upstream partition stays at its end before it stops holding the
+#: merge back (Kafka Streams' max.task.idle.ms plays this part there).
+IDLE_SECONDS = 5.0
 
 
 #: murmur2 is pure Python in aiokafka (~3 µs a key); accounts recur, so their hashes
@@ -166,7 +181,7 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     version: Literal[2]
     upstream: int
     through: int
-    at_end: bool
+    frontier: float
     halves: list[tuple[Side, int, float, bytes]]
 
 
@@ -180,23 +195,27 @@ _head = msgspec.msgpack.Decoder(_EnvelopeHead)
 
 
 def encode_envelopes(
-    upstream: int, through: int, at_end: bool, halves: list[Half], limit: int = ENVELOPE_MAX_BYTES
+    upstream: int,
+    through: int,
+    frontier: float,
+    halves: list[Half],
+    limit: int = ENVELOPE_MAX_BYTES,
 ) -> list[bytes]:
     """The halves as one envelope, or several in order if one would pass ``limit`` bytes.
 
-    Only the last of several carries ``through`` and ``at_end``; the earlier
-    ones say how far they go themselves.
+    Only the last of several carries ``through`` and ``frontier``; the earlier
+    ones say how far they go themselves, and to wait.
 
-    >>> [raw] = encode_envelopes(0, 7, False, [("in", 7, 1.5, b'{"a":1}')])
+    >>> [raw] = encode_envelopes(0, 7, WAIT, [("in", 7, 1.5, b'{"a":1}')])
     >>> decode_envelope(raw)
-    Envelope(version=2, upstream=0, through=7, at_end=False, halves=[('in', 7, 1.5, b'{"a":1}')])
+    Envelope(version=2, upstream=0, through=7, frontier=-inf, halves=[('in', 7, 1.5, b'{"a":1}')])
     """
-    envelope = _encoder.encode((ENVELOPE_VERSION, upstream, through, at_end, halves))
+    envelope = _encoder.encode((ENVELOPE_VERSION, upstream, through, frontier, halves))
     if len(envelope) <= limit or len(halves) < 2:
         return [envelope]
     middle = len(halves) // 2
-    first = encode_envelopes(upstream, halves[middle - 1][1], False, halves[:middle], limit)
-    return first + encode_envelopes(upstream, through, at_end, halves[middle:], limit)
+    first = encode_envelopes(upstream, halves[middle - 1][1], WAIT, halves[:middle], limit)
+    return first + encode_envelopes(upstream, through, frontier, halves[middle:], limit)
 
 
 def decode_envelope(raw: bytes | None) -> Envelope:
@@ -211,9 +230,11 @@ def decode_envelope(raw: bytes | None) -> Envelope:
         detail = f"not MessagePack ({type(exc).__name__})"
     else:
         # The merge orders by these: a NaN would scramble it (only a forged record has one).
-        if all(math.isfinite(half[2]) for half in envelope.halves):
+        if not math.isnan(envelope.frontier) and all(
+            math.isfinite(half[2]) for half in envelope.halves
+        ):
             return envelope
-        detail = "an event time that is not a finite number"
+        detail = "an event time that is not a number"
     try:
         version = _head.decode(raw).version
     except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
@@ -234,12 +255,15 @@ class Merge:
     docstring. Everything here pickles: it is part of the partition's state.
 
     >>> m = Merge(2)
-    >>> m.add(0, 5, False, [("in", 4, 20.0, "a"), ("in", 5, 10.0, "b")])
+    >>> m.add(0, 5, WAIT, [("in", 4, 20.0, "a"), ("in", 5, 10.0, "b")])
     >>> m.release()  # upstream 1 has said nothing yet
     []
-    >>> m.add(1, 9, True, [("out", 9, 15.0, "c")])
-    >>> [half[3] for _, half in m.release()]  # heads: a (20) against c (15); then 1 is at its end
-    ['c', 'a', 'b']
+    >>> m.add(1, 9, 12.0, [("out", 9, 15.0, "c")])  # then: read to its end, newest at 12
+    >>> [half[3] for _, half in m.release()]  # heads a (20) and c (15); then a waits: 20 > 12
+    ['c']
+    >>> m.add(1, 9, DONE, [])  # idle: wait for it no more
+    >>> [half[3] for _, half in m.release()]
+    ['a', 'b']
     """
 
     def __init__(self, upstreams: int) -> None:
@@ -247,10 +271,11 @@ class Merge:
         self.queues: list[deque[Half]] = [deque() for _ in range(upstreams)]
         #: Highest upstream offset received from each upstream partition.
         self.through = [-1] * upstreams
-        self.at_end = [False] * upstreams
+        #: How far the others may go while an upstream's queue is empty (module docstring).
+        self.frontier = [WAIT] * upstreams
         self.skipped = 0  # halves received twice (the upstream was re-read), not queued again
 
-    def add(self, upstream: int, through: int, at_end: bool, halves: Iterable[Half]) -> None:
+    def add(self, upstream: int, through: int, frontier: float, halves: Iterable[Half]) -> None:
         if not 0 <= upstream < self.upstreams:
             raise InvalidEvent(
                 f"invalid envelope: upstream partition {upstream} of {self.upstreams}",
@@ -266,25 +291,26 @@ class Merge:
             else:
                 self.skipped += 1
         if through >= seen:  # an envelope re-sent from before says nothing new about the end
-            self.at_end[upstream] = at_end
+            self.frontier[upstream] = frontier
         self.through[upstream] = max(last, through, seen)
 
     def release(self) -> list[tuple[int, Half]]:
         """(upstream, half) pairs that can be judged now, in the merge's order."""
         released: list[tuple[int, Half]] = []
-        queues, at_end = self.queues, self.at_end
+        queues, frontier = self.queues, self.frontier
         while True:
             best = -1
             best_ts = 0.0
+            bound = DONE  # the lowest frontier of the upstreams with nothing queued
             for upstream, queue in enumerate(queues):
                 if queue:
                     ts = queue[0][2]
                     if best < 0 or ts < best_ts:
                         best, best_ts = upstream, ts
-                elif not at_end[upstream]:
-                    return released  # its next half may come first: wait for it
-            if best < 0:
-                return released
+                elif frontier[upstream] < bound:
+                    bound = frontier[upstream]
+            if best < 0 or best_ts > bound:
+                return released  # an upstream's next half may come first: wait for it
             released.append((best, queues[best].popleft()))
 
     def __len__(self) -> int:

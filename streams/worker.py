@@ -63,7 +63,16 @@ from streams.metrics import Metrics
 from streams.offsets import client_kwargs
 from streams.processor import BatchOutput, Processor, Shipment, Source
 from streams.recent import QueryError, RecentAlerts, parse_query
-from streams.regroup import ENVELOPE_HEADERS, REGROUP_OF, REGROUPS, Regroup, encode_envelopes
+from streams.regroup import (
+    DONE,
+    ENVELOPE_HEADERS,
+    IDLE_SECONDS,
+    REGROUP_OF,
+    REGROUPS,
+    WAIT,
+    Regroup,
+    encode_envelopes,
+)
 from streams.settings import Settings
 from streams.state import StateStore, TaskState, dump, off_the_loop
 from streams.topics import Layout
@@ -94,7 +103,10 @@ class Task:
     state: TaskState
     last_saved: float = 0.0  #: monotonic time of the last save
     dirty: bool = False  #: judged records since the last save
-    announced_end: bool = False  #: told the regrouped partitions it is at its end
+    #: The frontier last sent to the regrouped partitions (:mod:`streams.regroup`).
+    frontier: float = WAIT
+    #: Monotonic time since which the partition has been read to its end (None: it is not).
+    end_since: float | None = None
 
 
 class Worker:
@@ -252,18 +264,17 @@ class Worker:
         batch = [(r.value, r.key, Source(tp.topic, tp.partition, r.offset)) for r in records]
         regroup = REGROUP_OF.get(task.stream)
         downstream = self.layout.inputs[task.stream] if regroup else 0
-        position = records[-1].offset + 1
-        at_end = self._at_end(tp, position)
-        out, shipments = self.processor.upstream(
-            task.stream, tp.partition, batch, downstream, at_end=at_end
-        )
+        out, shipments = self.processor.upstream(task.stream, tp.partition, batch, downstream)
         if shipments:
             assert regroup is not None
             for shipment in shipments:
                 if shipment.halves:
-                    state.max_ts = max(state.max_ts, shipment.halves[-1][2])
+                    state.max_ts = max(state.max_ts, max(half[2] for half in shipment.halves))
+            at_end = self._at_end(tp, records[-1].offset + 1)
+            task.end_since = time.monotonic() if at_end else None
+            task.frontier = state.max_ts + self.settings.max_skew if at_end else WAIT
+            shipments = [s._replace(frontier=task.frontier) for s in shipments]
             await self._ship(regroup, shipments, sends)
-            task.announced_end = at_end
         return out
 
     def _judge_regrouped(self, task: Task, records: list[Any]) -> BatchOutput:
@@ -287,8 +298,8 @@ class Worker:
         assert self.producer is not None
         send = self.producer.send
         topic = self.settings.regroup_topic(regroup.name)
-        for q, upstream, through, at_end, halves in shipments:
-            for value in encode_envelopes(upstream, through, at_end, halves):
+        for q, upstream, through, frontier, halves in shipments:
+            for value in encode_envelopes(upstream, through, frontier, halves):
                 sends.append(
                     (topic, await send(topic, value, partition=q, headers=ENVELOPE_HEADERS))
                 )
@@ -341,25 +352,38 @@ class Worker:
         return highwater is not None and position >= highwater
 
     async def _announce_ends(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Tell the regrouped partitions which upstream partitions have been read to their end.
+        """Tell the regrouped partitions how far they may go without an upstream partition.
 
-        Without it a regrouped partition would wait for an upstream partition
-        that has nothing more to say (see :mod:`streams.regroup`).
+        An input partition read to its end lets the others' events through up
+        to its own newest event time plus ``KUZET_MAX_SKEW_HOURS``, and, once it
+        has stayed at its end for ``IDLE_SECONDS``, without bound. Without it a
+        regrouped partition would wait for an upstream partition that has
+        nothing more to say (see :mod:`streams.regroup`).
         """
         sends: list[Any] = []
+        now = time.monotonic()
         for tp, task in self.tasks.items():
-            if task.regroup is not None or task.announced_end or batch.get(tp):
+            regroup = REGROUP_OF.get(task.stream)
+            if task.regroup is not None or regroup is None or batch.get(tp):
                 continue
             if tp in self.paused:  # not fetched: its high watermark may be stale
                 continue
-            regroup = REGROUP_OF.get(task.stream)
-            if regroup is None or not self._at_end(tp, task.state.position):
+            if not self._at_end(tp, task.state.position):
+                task.end_since = None
+                continue
+            if task.end_since is None:
+                task.end_since = now
+            if now - task.end_since >= IDLE_SECONDS:
+                frontier = DONE
+            else:
+                frontier = task.state.max_ts + self.settings.max_skew
+            if frontier == task.frontier:
                 continue
             n = self.layout.inputs[task.stream]
             through = task.state.position - 1
-            shipments = [Shipment(q, tp.partition, through, True, []) for q in range(n)]
+            shipments = [Shipment(q, tp.partition, through, frontier, []) for q in range(n)]
             await self._ship(regroup, shipments, sends)
-            task.announced_end = True
+            task.frontier = frontier
         await self._settle(sends)
 
     def _align(self) -> None:
