@@ -25,10 +25,10 @@ half released to the detectors is always the earliest in event time among the
 once every upstream partition has a head or has said that nothing it will
 send later can come before it (its *frontier*, below). That rule gives the
 same sequence however the halves were interleaved in transit, so the live
-worker on any number of workers and through any restart produces the same alerts as ``kuzet backtest --partitions N``. It is the
-"watermark is the minimum over input channels" rule of Flink and Kafka
-Streams, made exact: an upstream partition's progress is carried with the
-data.
+worker on any number of workers and through any restart produces the same
+alerts as ``kuzet backtest --partitions N``. It is the "watermark is the
+minimum over input channels" rule of Flink and Kafka Streams, made exact: an
+upstream partition's progress is carried with the data.
 
 To make that possible each **envelope** (one record of an internal topic: the
 halves one upstream batch sends to one downstream partition) says how far its
