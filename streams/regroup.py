@@ -41,7 +41,8 @@ upstream partition has been read, and every upstream batch sends one to
               through  the upstream offset up to which this envelope and the earlier ones
                        hold every half for this partition
               frontier while this upstream's queue is empty, the others' halves up to
-                       this event time (epoch seconds) may go ahead of its next one:
+                       this event time (epoch seconds) may go ahead of its next one
+                       (those at it, from a higher upstream only: ties go to the lower):
                        -inf (wait for it), +inf (it is done or idle), or between
               side     "in", "out" or "both" (a string)
               offset   the half's upstream offset: a re-sent half (the upstream was
@@ -302,14 +303,17 @@ class Merge:
             best = -1
             best_ts = 0.0
             bound = DONE  # the lowest frontier of the upstreams with nothing queued
+            holder = 0  # the lowest of those upstreams with that frontier
             for upstream, queue in enumerate(queues):
                 if queue:
                     ts = queue[0][2]
                     if best < 0 or ts < best_ts:
                         best, best_ts = upstream, ts
                 elif frontier[upstream] < bound:
-                    bound = frontier[upstream]
-            if best < 0 or best_ts > bound:
+                    bound, holder = frontier[upstream], upstream
+            # A half at the bound itself goes only ahead of a higher upstream (ties go to
+            # the lower): a lower one's next half may come at the bound, and go first.
+            if best < 0 or best_ts > bound or (best_ts == bound and holder < best):
                 return released  # an upstream's next half may come first: wait for it
             released.append((best, queues[best].popleft()))
 
