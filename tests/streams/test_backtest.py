@@ -12,9 +12,12 @@ import pytest
 
 from detectors.errors import KuzetError
 from simulator import simulate
+from streams import backtest as backtest_module
 from streams.backtest import BacktestSummary, run_backtest
 from streams.cli import main
 from streams.codec import InvalidEvent
+from streams.processor import Processor
+from streams.regroup import DONE, REGROUPS, WAIT
 from streams.replay import parse_line
 
 MIB = 1024 * 1024
@@ -508,3 +511,52 @@ def test_every_record_has_exactly_one_outcome(world: Path, tmp_path: Path, parti
     # Accepted events are counted once each, a payment once and not once a half.
     assert sum(summary.events.values()) == o["ok"] + o["failed"]
     assert set(summary.events) == {"payments", "payroll", "inspections"}
+
+
+class Watched(Processor):
+    """A processor that records what each regrouped partition was handed, and when."""
+
+    made: list[Watched] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, int, int, int, float, int]] = []
+        Watched.made.append(self)
+
+    def downstream(self, regroup, partition, upstreams, upstream, through, frontier, halves, *rest):
+        self.calls.append((regroup.name, partition, upstream, through, frontier, len(halves)))
+        return super().downstream(
+            regroup, partition, upstreams, upstream, through, frontier, halves, *rest
+        )
+
+
+def test_the_end_of_the_file_marks_every_upstream_done_and_drains_every_merge(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(backtest_module, "Processor", Watched)
+    monkeypatch.setattr(Watched, "made", [])
+    n = 3
+    backtest(world, tmp_path / "alerts.jsonl", partitions=n, jobs=1)
+    [processor] = Watched.made
+    last_line = len(world.read_bytes().splitlines())  # the position through which all was read
+    ends = len(REGROUPS) * n * n
+    during, end = processor.calls[:-ends], processor.calls[-ends:]
+    # While the file is read every half waits for every upstream partition's next one: the
+    # file is read in one go, so the order is exact.
+    assert during and all(frontier == WAIT and halves for *_, frontier, halves in during)
+    # At its end, every regrouped partition hears from every upstream that it is done.
+    assert sorted(end) == sorted(
+        (regroup.name, q, up, last_line, DONE, 0)
+        for regroup in REGROUPS
+        for q in range(n)
+        for up in range(n)
+    )
+    assert {(regroup, q) for regroup, q, *_ in during} == {
+        (regroup.name, q) for regroup in REGROUPS for q in range(n)
+    }
+    # ... and nothing is left in any merge: every half was judged.
+    assert sorted(processor.merges) == sorted(
+        (regroup.lane, q) for regroup in REGROUPS for q in range(n)
+    )
+    for merge in processor.merges.values():
+        assert len(merge) == 0 and merge.frontier == [DONE] * n

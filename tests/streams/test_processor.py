@@ -22,7 +22,7 @@ from detectors.events import BY_AUTHORITY, KEY_FIELDS, Activity
 from detectors.inspections.moratorium import MoratoriumViolation
 from detectors.registry import build_engine
 from streams.processor import BatchOutput, DeadLetter, Processor, Source
-from streams.regroup import BY_ACCOUNT, REGROUP_OF, encode_envelopes, partition_for
+from streams.regroup import BY_ACCOUNT, DONE, REGROUP_OF, WAIT, encode_envelopes, partition_for
 
 N = 3  # partitions of every topic here, input and internal
 T0 = datetime(2023, 3, 1, 9, tzinfo=UTC)
@@ -129,15 +129,18 @@ class Wire:
             for i, value in enumerate(values)
         ]
 
-    def upstream(self, stream: str, p: int, values: list[bytes], at_end: bool = True):
-        """One batch of input partition ``p``; its shipments go onto the internal topic."""
+    def upstream(self, stream: str, p: int, values: list[bytes], frontier: float = DONE):
+        """One batch of input partition ``p``; its shipments go onto the internal topic.
+
+        By default the batch reads the partition to its end, and it is done.
+        """
         records = self.records(stream, p, values)
         through = self.offsets[stream, p] - 1
         out, shipments = self.processor.upstream(
-            stream, p, records, self.n, at_end=at_end, through=through
+            stream, p, records, self.n, frontier=frontier, through=through
         )
-        for q, upstream, through, end, halves in shipments:
-            self.internal[stream, q] += encode_envelopes(upstream, through, end, halves)
+        for q, upstream, through, frontier, halves in shipments:
+            self.internal[stream, q] += encode_envelopes(upstream, through, frontier, halves)
         return out
 
     def downstream(self, stream: str) -> BatchOutput:
@@ -154,7 +157,7 @@ class Wire:
         return out
 
     def feed(self, stream: str, values: list[bytes]) -> tuple[BatchOutput, BatchOutput]:
-        """Every value to its key's partition (one batch each, read to its end), then downstream."""
+        """Every value to its key's partition (one batch each, then done), then downstream."""
         by_partition: dict[int, list[bytes]] = {p: [] for p in range(self.n)}
         for value in values:
             by_partition[partition_for(key_of(stream, value), self.n)].append(value)
@@ -275,11 +278,12 @@ def test_invalid_payments_are_dead_lettered_upstream_and_not_shipped(wire: Wire)
         ("empty", Source("payments", 0, 3), b"", b"?"),
     ]
     assert out.dead_letters[1].reason == "payee equals payer"
-    # Every downstream partition hears from this batch, through its last record.
-    assert [(s.partition, s.upstream, s.through, s.at_end) for s in shipments] == [
-        (0, 0, 3, False),
-        (1, 0, 3, False),
-        (2, 0, 3, False),
+    # Every downstream partition hears from this batch, through its last record; by
+    # default, to wait for its next one.
+    assert [(s.partition, s.upstream, s.through, s.frontier) for s in shipments] == [
+        (0, 0, 3, WAIT),
+        (1, 0, 3, WAIT),
+        (2, 0, 3, WAIT),
     ]
     assert [len(s.halves) for s in shipments] == [1, 0, 0]
     [(side, offset, ts, event)] = shipments[0].halves
@@ -287,12 +291,13 @@ def test_invalid_payments_are_dead_lettered_upstream_and_not_shipped(wire: Wire)
     assert event == values[2]  # the bytes as they came, not re-encoded
 
 
-def test_an_empty_batch_ships_how_far_its_partition_was_read():
+@pytest.mark.parametrize("frontier", [WAIT, T0.timestamp() + 6 * 3600, DONE])
+def test_an_empty_batch_ships_how_far_its_partition_was_read_and_its_frontier(frontier: float):
     processor = Processor(Engine([Recording()]))
-    out, shipments = processor.upstream("payments", 1, [], N, at_end=True, through=41)
+    out, shipments = processor.upstream("payments", 1, [], N, frontier=frontier, through=41)
     assert out == BatchOutput()
-    assert [(s.partition, s.upstream, s.through, s.at_end, s.halves) for s in shipments] == [
-        (q, 1, 41, True, []) for q in range(N)
+    assert [(s.partition, s.upstream, s.through, s.frontier, s.halves) for s in shipments] == [
+        (q, 1, 41, frontier, []) for q in range(N)
     ]
 
 
@@ -317,16 +322,50 @@ def test_the_merged_order_does_not_depend_on_which_input_partition_is_read_first
 
 def test_a_regrouped_partition_waits_for_every_input_partition():
     wire = Wire(Processor(Engine([Recording()])))
-    wire.upstream("payments", 0, [payment("p-1", A0, B0)], at_end=False)
-    wire.upstream("payments", 1, [], at_end=True)
+    wire.upstream("payments", 0, [payment("p-1", A0, B0)], frontier=WAIT)
+    wire.upstream("payments", 1, [], frontier=DONE)
     assert wire.downstream("payments").outcomes == Counter()  # input 2 has said nothing
-    wire.upstream("payments", 2, [], at_end=False)
-    assert wire.downstream("payments").outcomes == Counter()  # nor at its end
-    wire.upstream("payments", 2, [payment("p-2", E2, F2, 5)], at_end=True)
+    wire.upstream("payments", 2, [], frontier=WAIT)
+    assert wire.downstream("payments").outcomes == Counter()  # but to wait for it
+    wire.upstream("payments", 2, [payment("p-2", E2, F2, 5)], frontier=DONE)
     # p-1 (0 h) goes; p-2 (5 h) waits, input 0 may still bring something earlier.
     assert wire.downstream("payments").outcomes == Counter(ok=1)
-    wire.upstream("payments", 0, [], at_end=True)
+    wire.upstream("payments", 0, [], frontier=DONE)
     assert wire.downstream("payments").outcomes == Counter(ok=1)
+
+
+def test_a_finite_frontier_lets_the_others_through_up_to_it():
+    wire = Wire(Processor(Engine([Recording()])))
+
+    def at(h: float) -> float:  # an event time as envelopes carry it
+        return (T0 + timedelta(hours=h)).timestamp()
+
+    wire.upstream("payments", 1, [], frontier=DONE)
+    wire.upstream("payments", 0, [payment("p-1", A0, B0, 0), payment("p-2", A0, B0, 4)], WAIT)
+    assert wire.downstream("payments").outcomes == Counter()  # input 2 has said nothing
+    # Input 2 is read to its end: the others may go up to 2 h without it. p-1 goes.
+    wire.upstream("payments", 2, [], frontier=at(2))
+    assert wire.downstream("payments").outcomes == Counter(ok=1)
+    wire.upstream("payments", 2, [], frontier=at(3.5))  # not far enough for p-2 (4 h)
+    assert wire.downstream("payments").outcomes == Counter()
+    # Input 2 sends a payment to A0 at 3 h: it goes, before p-2 (the earlier head).
+    wire.upstream("payments", 2, [payment("p-3", E2, A0, 3)], frontier=WAIT)
+    assert wire.downstream("payments").outcomes == Counter(ok=1)  # its in half, at 0
+    # Then input 2 is waited for again; once it is done, p-2 goes.
+    wire.upstream("payments", 0, [], frontier=DONE)
+    assert wire.downstream("payments").outcomes == Counter()  # p-3's out half, at 2
+    wire.upstream("payments", 2, [], frontier=DONE)
+    assert wire.downstream("payments").outcomes == Counter(ok=1)
+    assert seen(wire.processor) == {
+        0: [
+            (B0, "in", "p-1"),
+            (A0, "out", "p-1"),
+            (A0, "in", "p-3"),
+            (B0, "in", "p-2"),
+            (A0, "out", "p-2"),
+        ],
+        2: [(E2, "out", "p-3")],
+    }
 
 
 @pytest.mark.parametrize(
@@ -336,11 +375,25 @@ def test_a_regrouped_partition_waits_for_every_input_partition():
         b"",
         payment("p-0", A0, B0),  # a bare payment, as records were before envelopes
         msgspec.msgpack.encode([1, [["both", payment("p-0", A0, B0)]]]),  # version 1
-        msgspec.msgpack.encode([2, 0, 0, True, [["sideways", 0, 0.0, b"{}"]]]),
+        msgspec.msgpack.encode([2, 0, 0, DONE, [["sideways", 0, 0.0, b"{}"]]]),
         b"\x95\x02\x00",  # cut short
-        encode_envelopes(7, 0, True, [("both", 0, 0.0, payment("p-0", A0, B0))])[0],  # no 7
+        encode_envelopes(7, 0, DONE, [("both", 0, 0.0, payment("p-0", A0, B0))])[0],  # no 7
+        msgspec.msgpack.encode([2, 0, 0, float("nan"), []]),
+        msgspec.msgpack.encode([2, 0, 0, DONE, [["both", 0, DONE, payment("p-0", A0, B0)]]]),
+        msgspec.msgpack.encode([2, 0, 0, True, []]),  # "at its end", as envelopes said before
     ],
-    ids=["none", "empty", "bare-payment", "version-1", "bad-side", "truncated", "upstream-7"],
+    ids=[
+        "none",
+        "empty",
+        "bare-payment",
+        "version-1",
+        "bad-side",
+        "truncated",
+        "upstream-7",
+        "nan-frontier",
+        "infinite-time",
+        "boolean-frontier",
+    ],
 )
 def test_an_invalid_envelope_is_dead_lettered_whole_and_counted_invalid_once(wire: Wire, envelope):
     raw = payment("p-1", C1, E2)
@@ -365,7 +418,7 @@ def test_a_half_that_is_no_payment_is_dead_lettered_and_counted_on_its_incoming_
         ("in", 5, ts, b'{"event_id": 1}'),
         ("out", 6, ts, b"[]"),
     ]
-    wire.internal["payments", 0] += encode_envelopes(2, 6, True, halves)
+    wire.internal["payments", 0] += encode_envelopes(2, 6, DONE, halves)
     for p in (0, 1):
         wire.upstream("payments", p, [])
     out = wire.downstream("payments")
@@ -411,12 +464,12 @@ def test_handing_halves_over_decoded_judges_exactly_as_envelopes_do():
         record = [(value, b"k", Source("payments", p, offsets[p]))]
         offsets[p] += 1
         _, shipments = processor.upstream("payments", p, record, N, decoded=True)
-        for q, up, through, at_end, halves in shipments:
+        for q, up, through, frontier, halves in shipments:
             if halves:
-                processor.downstream(BY_ACCOUNT, q, N, up, through, at_end, halves, "p", decoded)
+                processor.downstream(BY_ACCOUNT, q, N, up, through, frontier, halves, "p", decoded)
     for q in range(N):
         for up in range(N):
-            processor.downstream(BY_ACCOUNT, q, N, up, offsets[up], True, [], "p", decoded)
+            processor.downstream(BY_ACCOUNT, q, N, up, offsets[up], DONE, [], "p", decoded)
     assert decoded.outcomes == by_bytes.outcomes == Counter(ok=21, duplicate=1)
     assert seen(processor) == seen(wire.processor)
 
@@ -450,7 +503,7 @@ def test_inspections_are_judged_by_business_and_feed_the_authority_lane():
 
 @pytest.mark.parametrize(
     "envelope",
-    [b"garbage", encode_envelopes(7, 0, True, [])[0]],
+    [b"garbage", encode_envelopes(7, 0, DONE, [])[0]],
     ids=["not-an-envelope", "upstream-7"],
 )
 def test_an_invalid_envelope_by_authority_is_dead_lettered_but_not_counted(envelope):

@@ -15,7 +15,7 @@ import pytest
 from detectors.engine import Partition, SnapshotError
 from detectors.events import Inspection
 from detectors.registry import build_engine
-from streams.regroup import Merge
+from streams.regroup import DONE, WAIT, Merge
 from streams.state import STATE_VERSION, TaskState, dump, load
 
 T0 = datetime(2021, 3, 2, 5, tzinfo=UTC)
@@ -42,8 +42,8 @@ def task_state() -> tuple[TaskState, Partition]:
         engine.process("inspections", inspection(n, hours=20 * n), 2)
     partition = engine.partition("inspections", 2)
     merge = Merge(3)
-    merge.add(0, 7, False, [("both", 3, 10.0, b"x"), ("both", 7, 12.0, b"y")])
-    merge.add(2, 4, True, [("both", 4, 11.0, b"z")])
+    merge.add(0, 7, WAIT, [("both", 3, 10.0, b"x"), ("both", 7, 12.0, b"y")])
+    merge.add(2, 4, 11.5, [("both", 4, 11.0, b"z")])  # read to its end: others up to 11.5
     state = TaskState(
         "inspections",
         2,
@@ -82,11 +82,17 @@ def test_a_task_state_round_trips_with_its_partition_and_merge():
 
     # The merge holds the same halves, and releases them in the same order.
     assert back.merge is not None and state.merge is not None
-    assert back.merge.through == [7, -1, 4] and back.merge.at_end == [False, False, True]
+    assert back.merge.through == [7, -1, 4] and back.merge.frontier == [WAIT, WAIT, 11.5]
     for merge in (state.merge, back.merge):
-        merge.add(1, 9, True, [("both", 9, 10.5, b"w")])
-    assert back.merge.release() == state.merge.release()
-    assert len(back.merge) == 0
+        merge.add(1, 9, DONE, [("both", 9, 10.5, b"w")])
+    released = back.merge.release()
+    assert released == state.merge.release()
+    # x (10), w (10.5), z (11); then y (12) is past upstream 2's frontier, and waits.
+    assert [half[3] for _, half in released] == [b"x", b"w", b"z"]
+    assert len(back.merge) == len(state.merge) == 1
+    for merge in (state.merge, back.merge):
+        merge.add(2, 4, DONE, [])
+    assert back.merge.release() == state.merge.release() == [(0, ("both", 7, 12.0, b"y"))]
 
 
 def test_a_task_without_engine_state_or_merge_round_trips():
