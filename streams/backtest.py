@@ -212,7 +212,7 @@ class _Plan:
             total=self.path.stat().st_size, label="backtest", stream=True if progress else None
         )
         out = BatchOutput()
-        upstream, downstream = processor.upstream, processor.downstream
+        upstream, downstream, whole = processor.upstream, processor.downstream, processor.whole
         try:
             with open(self.path, "rb") as source:
                 for number, line in enumerate(source, start=1):
@@ -230,6 +230,11 @@ class _Plan:
                             out.dead_letters.append(
                                 DeadLetter("?", line, None, exc.reason, exc.category, where)
                             )
+                        continue
+                    if n == 1:  # one partition: no shipping needed (Processor.whole)
+                        whole(stream, raw, key, Source(name, 0, number), out)
+                        if len(accepted) >= COLLECT_EVERY:
+                            self._collect(out, part, accepted, baselines)
                         continue
                     p = partition_for(key, n) if key is not None else 0
                     regroup = REGROUP_OF.get(stream)

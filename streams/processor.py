@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from detectors.engine import DUPLICATE, LATE, Engine
+from detectors.engine import DUPLICATE, LATE, Engine, Partition
 from detectors.events import KEY_FIELDS, Activity, Alert
 from streams.codec import InvalidEvent, decode_event
 from streams.regroup import (
@@ -204,51 +204,79 @@ class Processor:
         if merge is None:
             merge = self.merges[lane, partition] = Merge(upstreams)
         merge.add(shipment_upstream, through, frontier, halves)
-        stream = regroup.stream
-        counts = regroup.counts
-        engine = self.engine
-        times = out.event_times
-        state = engine.partition(lane, partition)
-        lateness = engine.allowed_lateness
+        state = self.engine.partition(lane, partition)
+        judge = self._judge_half
         for upstream, (side, offset, _, payload) in merge.release():
-            source = Source(topic, upstream, offset)
-            counted = counts and side != "out"
-            if isinstance(payload, bytes):
-                try:
-                    event = decode_event(stream, payload)
-                except InvalidEvent as exc:  # validated upstream: only a forged record
-                    if counted:
-                        out.outcomes[INVALID] += 1
-                    out.dead_letters.append(
-                        DeadLetter(stream, payload, None, exc.reason, exc.category, source)
-                    )
-                    continue
-                raw = payload
-            else:
-                event, raw = payload, None
-            seen = Activity(event, side) if stream == "payments" else event
-            result = state.process(seen, lateness)
-            outcome = result.outcome
-            if counted:
-                out.outcomes[outcome] += 1
-            if result.alerts:
-                out.alerts.extend(result.alerts)
-            if outcome is DUPLICATE:
-                continue
-            if outcome is LATE:
-                reason = self._late_reason(lane, event, partition)
-                out.dead_letters.append(_letter(stream, raw, event, side, reason, "late", source))
-                continue
-            if result.failures:
-                reason = "; ".join(failure.reason for failure in result.failures)[:200]
-                out.dead_letters.append(
-                    _letter(stream, raw, event, side, reason, "detector_failed", source)
-                )
-            if counted:
-                times.append(event.ts)
-                if self.accepted is not None:
-                    self.accepted.append((stream, partition, event))
+            judge(regroup, partition, state, side, payload, Source(topic, upstream, offset), out)
         return out
+
+    def whole(
+        self, stream: str, value: bytes | None, key: bytes | None, source: Source, out: BatchOutput
+    ) -> None:
+        """Judge one record when every lane has one partition (``kuzet backtest`` by default).
+
+        With one upstream partition a merge releases each half the moment it
+        arrives, in arrival order, so the record is judged by its stream's
+        lane and handed straight to its regrouped lane: the same outcome as
+        :meth:`upstream` then :meth:`downstream`, without the shipping.
+        """
+        regroup = REGROUP_OF.get(stream)
+        if regroup is None or not regroup.counts:
+            event = self._judge(stream, stream, 0, value, key, source, out)
+        else:
+            event = self._decode(stream, value, key, source, out)
+        if event is not None and regroup is not None:
+            state = self.engine.partition(regroup.lane, 0)
+            self._judge_half(regroup, 0, state, "both", event, source, out)
+
+    def _judge_half(
+        self,
+        regroup: Regroup,
+        partition: int,
+        state: Partition,
+        side: str,
+        payload: Any,
+        source: Source,
+        out: BatchOutput,
+    ) -> None:
+        """Judge one half a regrouped partition's merge released (bytes, or decoded)."""
+        stream, lane = regroup.stream, regroup.lane
+        counted = regroup.counts and side != "out"
+        if isinstance(payload, bytes):
+            try:
+                event = decode_event(stream, payload)
+            except InvalidEvent as exc:  # validated upstream: only a forged record
+                if counted:
+                    out.outcomes[INVALID] += 1
+                out.dead_letters.append(
+                    DeadLetter(stream, payload, None, exc.reason, exc.category, source)
+                )
+                return
+            raw = payload
+        else:
+            event, raw = payload, None
+        seen = Activity(event, side) if stream == "payments" else event
+        result = state.process(seen, self.engine.allowed_lateness)
+        outcome = result.outcome
+        if counted:
+            out.outcomes[outcome] += 1
+        if result.alerts:
+            out.alerts.extend(result.alerts)
+        if outcome is DUPLICATE:
+            return
+        if outcome is LATE:
+            reason = self._late_reason(lane, event, partition)
+            out.dead_letters.append(_letter(stream, raw, event, side, reason, "late", source))
+            return
+        if result.failures:
+            reason = "; ".join(failure.reason for failure in result.failures)[:200]
+            out.dead_letters.append(
+                _letter(stream, raw, event, side, reason, "detector_failed", source)
+            )
+        if counted:
+            out.event_times.append(event.ts)
+            if self.accepted is not None:
+                self.accepted.append((stream, partition, event))
 
     def downstream_record(
         self, regroup: Regroup, partition: int, upstreams: int, record: Record, topic: str

@@ -126,7 +126,11 @@ def partition_for(key: bytes, partitions: int) -> int:
     >>> partition_for(b"ACC-1", 3), partition_for(b"ACC-2", 3), partition_for(b"ACC-1", 1)
     (0, 2, 0)
     """
-    return key_hash(key) % partitions
+    return key_hash(key) % partitions if partitions > 1 else 0
+
+
+#: Where everything goes when there is one partition (shared, never mutated).
+_ALL_IN_ONE: list[tuple[int, Side]] = [(0, "both")]
 
 
 # --- what is regrouped, and how ----------------------------------------------------
@@ -134,6 +138,8 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 def payment_halves(payment: Payment, partitions: int) -> list[tuple[int, Side]]:
     """Where a payment goes by account: (partition, side) of its payee's and payer's halves."""
+    if partitions == 1:
+        return _ALL_IN_ONE
     into = key_hash(payment.payee.encode()) % partitions
     out_of = key_hash(payment.payer.encode()) % partitions
     if into == out_of:
@@ -143,6 +149,8 @@ def payment_halves(payment: Payment, partitions: int) -> list[tuple[int, Side]]:
 
 def inspection_halves(inspection: Inspection, partitions: int) -> list[tuple[int, Side]]:
     """Where an inspection goes by authority: the whole event, to one partition."""
+    if partitions == 1:
+        return _ALL_IN_ONE
     return [(key_hash(inspection.authority.encode()) % partitions, "both")]
 
 

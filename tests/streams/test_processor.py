@@ -578,3 +578,34 @@ def test_a_dead_letter_names_its_source_in_headers():
         ("kuzet.source.offset", b"5"),
         ("kuzet.reason", b"why"),
     ]
+
+
+# --- one partition: Processor.whole, the backtest's shortcut ----------------------------
+
+
+def test_with_one_partition_judging_whole_equals_shipping_through_a_merge(tmp_path):
+    """``whole`` skips the shipping only: same alerts, outcomes and dead letters, in order."""
+    from simulator import SimConfig, simulate
+    from streams.replay import parse_line
+
+    simulate(tmp_path, seed=3, scale=0.02, config=SimConfig())
+    lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
+    shortcut, shipped = Processor(build_engine()), Processor(build_engine())
+    by_whole, by_merge = BatchOutput(), BatchOutput()
+    for number, line in enumerate(lines, start=1):
+        try:
+            stream, key, raw = parse_line(line)
+        except Exception:
+            continue
+        source = Source("file", 0, number)
+        shortcut.whole(stream, raw, key, source, by_whole)
+        _, shipments = shipped.upstream(stream, 0, [(raw, key, source)], 1, out=by_merge)
+        for q, up, through, frontier, halves in shipments:
+            regroup = REGROUP_OF[stream]
+            shipped.downstream(regroup, q, 1, up, through, frontier, halves, "file", by_merge)
+    assert by_whole.alerts and by_whole.dead_letters
+    assert [a.alert_id for a in by_whole.alerts] == [a.alert_id for a in by_merge.alerts]
+    assert by_whole.outcomes == by_merge.outcomes
+    assert [(d.reason, d.source) for d in by_whole.dead_letters] == [
+        (d.reason, d.source) for d in by_merge.dead_letters
+    ]
