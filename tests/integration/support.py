@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.events import STREAMS
 
@@ -182,3 +183,18 @@ def inspection(
             "basis": basis,
         }
     )
+
+
+async def group_offsets(bootstrap: str, group: str, topics: Topics | None = None) -> dict:
+    """The group's committed offsets; with ``topics``, only those in its input topics.
+
+    A worker also commits its positions in the group's internal topics.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    inputs = {topics.input(stream) for stream in STREAMS} if topics else None
+    return {tp: meta.offset for tp, meta in offsets.items() if inputs is None or tp.topic in inputs}

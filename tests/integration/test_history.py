@@ -15,9 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from detectors.events import STREAMS
 from detectors.registry import build_engine
 from streams.capture import capture
 from streams.cli import main
@@ -25,7 +23,7 @@ from streams.codec import decode_alert, decode_event, decode_file_line
 from streams.offsets import HistoryError, prepare_reprocessing
 from streams.replay import replay
 from streams.settings import Settings
-from tests.integration.support import Topics, Worker, consume
+from tests.integration.support import Topics, Worker, consume, group_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -232,21 +230,6 @@ def start_worker_with(start_worker) -> Callable[..., Worker]:
         return start_worker(topics, app_id=app_id, args=args)
 
     return start
-
-
-async def group_offsets(bootstrap: str, group: str, topics: Topics | None = None) -> dict:
-    """The group's committed offsets; with ``topics``, only those in its input topics.
-
-    A worker also commits its positions in the group's internal topics.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    inputs = {topics.input(stream) for stream in STREAMS} if topics else None
-    return {tp: meta.offset for tp, meta in offsets.items() if inputs is None or tp.topic in inputs}
 
 
 def alert_id_of(raw: bytes) -> str:

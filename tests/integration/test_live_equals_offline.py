@@ -17,13 +17,11 @@ every alert equals the plain backtest's.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import pytest
 from simulator import SimConfig, simulate
 from streams.backtest import BacktestSummary, run_backtest
 from streams.codec import decode_alert
-from tests.integration.support import Topics, Worker, consume
+from tests.integration.support import Topics, Worker, consume, judged
 
 pytestmark = pytest.mark.integration
 
@@ -88,32 +86,6 @@ def expected_counts(summary: BacktestSummary) -> Counter[str]:
     return +counts
 
 
-def status(worker: Worker) -> dict | None:
-    try:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{worker.web_port}/status", timeout=5
-        ) as response:
-            return json.loads(response.read())
-    except OSError:
-        return None
-
-
-def judged(workers: list[Worker]) -> tuple[Counter[str], int]:
-    """Outcomes summed over the live workers' partitions, and halves still queued."""
-    counts: Counter[str] = Counter()
-    queued = 0
-    for worker in workers:
-        if worker.process.poll() is not None:
-            continue
-        found = status(worker)
-        if found is None:
-            continue
-        for task in found["tasks"]:
-            counts.update(task["outcomes"])
-            queued += task["queued"]
-    return +counts, queued
-
-
 async def until_judged(workers: list[Worker], share: float, total: int, timeout: float) -> None:
     """Wait until the workers have judged ``share`` of ``total`` records."""
     deadline = time.monotonic() + timeout
@@ -165,7 +137,7 @@ async def test_a_second_worker_joins_mid_stream(bootstrap, topics: Topics, world
     await until_judged([first], 0.3, world.summary.records, timeout=120)
     second = start_worker(topics, app_id=app_id, **FAST_SAVES)  # the group rebalances
     await check(bootstrap, topics, world, [first, second])
-    owned = [len(status(w)["tasks"]) for w in (first, second)]
+    owned = [len(w.status()["tasks"]) for w in (first, second)]
     assert all(owned), f"both workers should own partitions: {owned}"
     for worker in (first, second):
         assert worker.stop() == 0, worker.log_tail()

@@ -43,6 +43,7 @@ from tests.integration.support import (
     Topics,
     Worker,
     consume,
+    group_offsets,
     inspection,
     judged,
     wait_for_http,
@@ -70,13 +71,8 @@ async def wait_counted(worker: Worker, stream: str, n: int, timeout: float = 60)
 
 async def input_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The group's committed offsets in one input topic, by partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+    committed = await group_offsets(bootstrap, group)
+    return {tp.partition: offset for tp, offset in committed.items() if tp.topic == topic}
 
 
 # --- a restart on a fresh machine -------------------------------------------------
