@@ -13,11 +13,13 @@ a pickle of the engine is the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any, ClassVar
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from detectors.events import Alert
+from detectors.events import KIND_DOMAIN, MAX_ALERT_EVENT_IDS, SEVERITY_RANK, Alert
 
 
 class Context:
@@ -44,11 +46,12 @@ class Context:
         self._schedule(at, key)
 
 
-class Detector:
+class Detector(ABC):
     """Base class of every detector.
 
     Subclasses set ``kind`` (the alert kind they raise) and ``stream`` (the
-    logical stream they watch) and implement :meth:`update`.
+    logical stream they watch) and implement :meth:`update`; one that does
+    not cannot be built (``TypeError`` names the method).
     """
 
     kind: ClassVar[str]
@@ -57,9 +60,9 @@ class Detector:
     #: unless a detector needs the stream regrouped by another entity.
     lane: ClassVar[str | None] = None
 
+    @abstractmethod
     def update(self, event: Any, ctx: Context) -> list[Alert]:
         """Take one event; return the alerts it raises (usually none)."""
-        raise NotImplementedError
 
     def on_timer(self, key: Hashable, ctx: Context) -> list[Alert]:
         """Called once the watermark has passed a time this detector scheduled."""
@@ -72,3 +75,58 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, stream={self.stream!r})"
+
+
+# --- alerts ------------------------------------------------------------------------
+
+
+def alert_id(kind: str, entity: str, finding: str, severity: str) -> str:
+    """Deterministic id of an alert: the same finding at the same severity, the same id.
+
+    An escalation of a finding (a higher severity) is a new alert with a new id;
+    a redelivered or replayed event reproduces the old one.
+    """
+    material = "\x1f".join((kind, entity, finding, severity)).encode()
+    return hashlib.blake2b(material, digest_size=16).hexdigest()
+
+
+def make_alert(
+    *,
+    kind: str,
+    entity: str,
+    finding: str,
+    ts: datetime,
+    severity: str,
+    score: float,
+    reasons: list[str],
+    evidence: dict[str, Any],
+    event_ids: Sequence[str],
+) -> Alert:
+    """Build an alert with its deterministic id; ``finding`` names the finding within the entity."""
+    domain, entity_type = KIND_DOMAIN[kind]
+    return Alert(
+        alert_id=alert_id(kind, entity, finding, severity),
+        kind=kind,
+        domain=domain,
+        entity=entity,
+        entity_type=entity_type,
+        ts=ts.astimezone(UTC),  # one notation for every alert: UTC, encoded with Z
+        severity=severity,
+        score=min(1.0, max(0.0, float(score))),
+        reasons=reasons,
+        evidence=evidence,
+        event_ids=list(event_ids[-MAX_ALERT_EVENT_IDS:]),
+    )
+
+
+def escalates(severity: str, raised: str | None) -> bool:
+    """Is an alert at ``severity`` news, after one at ``raised`` (None: none yet)?
+
+    A finding is alerted once, and again only when its severity grows.
+
+    >>> escalates("warning", None), escalates("critical", "warning")
+    (True, True)
+    >>> escalates("warning", "warning"), escalates("warning", "critical")
+    (False, False)
+    """
+    return raised is None or SEVERITY_RANK[severity] > SEVERITY_RANK[raised]

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, time
 from functools import lru_cache
 from typing import Any
 
-from detectors.base import Context, Detector
-from detectors.engine import Engine, make_alert
+from detectors.base import Context, Detector, make_alert
+from detectors.engine import Engine
 from detectors.events import Alert, Inspection, Payment, PayrollEvent, day_after_period
 from detectors.registry import DetectionConfig
 

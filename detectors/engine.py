@@ -20,7 +20,7 @@ the same input in the same order gives the same alerts with the same ids.
 
 >>> from datetime import datetime, timezone
 >>> from detectors.events import Inspection
->>> from detectors.inspections.moratorium import MoratoriumViolation
+>>> from detectors.inspections.moratorium_violation import MoratoriumViolation
 >>> engine = Engine([MoratoriumViolation()])
 >>> event = Inspection(event_id="i-1", ts=datetime(2021, 3, 2, 5, tzinfo=timezone.utc),
 ...     business="B-1", business_size="small", authority="A", inspector="I",
@@ -34,17 +34,15 @@ the same input in the same order gives the same alerts with the same ids.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import pickle
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from detectors.base import Context, Detector
 from detectors.errors import KuzetError
-from detectors.events import KIND_DOMAIN, LANES, MAX_ALERT_EVENT_IDS, Alert
+from detectors.events import LANES, Alert
 
 # Outcomes of one event; they are also the ``outcome`` label of the metrics.
 OK = "ok"
@@ -63,45 +61,6 @@ DEFAULT_DEDUP_MAX_IDS = 2_000_000
 
 class SnapshotError(KuzetError):
     """A snapshot could not be read back."""
-
-
-def alert_id(kind: str, entity: str, finding: str, severity: str) -> str:
-    """Deterministic id of an alert: the same finding at the same severity, the same id.
-
-    An escalation of a finding (a higher severity) is a new alert with a new id;
-    a redelivered or replayed event reproduces the old one.
-    """
-    material = "\x1f".join((kind, entity, finding, severity)).encode()
-    return hashlib.blake2b(material, digest_size=16).hexdigest()
-
-
-def make_alert(
-    *,
-    kind: str,
-    entity: str,
-    finding: str,
-    ts: datetime,
-    severity: str,
-    score: float,
-    reasons: list[str],
-    evidence: dict[str, Any],
-    event_ids: Sequence[str],
-) -> Alert:
-    """Build an alert with its deterministic id; ``finding`` names the finding within the entity."""
-    domain, entity_type = KIND_DOMAIN[kind]
-    return Alert(
-        alert_id=alert_id(kind, entity, finding, severity),
-        kind=kind,
-        domain=domain,
-        entity=entity,
-        entity_type=entity_type,
-        ts=ts.astimezone(UTC),  # one notation for every alert: UTC, encoded with Z
-        severity=severity,
-        score=min(1.0, max(0.0, float(score))),
-        reasons=reasons,
-        evidence=evidence,
-        event_ids=list(event_ids[-MAX_ALERT_EVENT_IDS:]),
-    )
 
 
 class Deduplicator:

@@ -214,7 +214,7 @@ class Alert(Struct, frozen=True, gc=False):
     """One finding, published on the alert topic keyed by ``entity``.
 
     ``alert_id`` is derived from the finding itself (see
-    :func:`detectors.engine.alert_id`), so replaying the same stream yields the
+    :func:`detectors.base.alert_id`), so replaying the same stream yields the
     same ids and consumers can de-duplicate on them.
     """
 

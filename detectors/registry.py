@@ -9,17 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from detectors.engine import DEFAULT_ALLOWED_LATENESS, DEFAULT_DEDUP_MAX_IDS, Engine
-from detectors.inspections.inspector import InspectorAnomaly
-from detectors.inspections.moratorium import DEFAULT_TIMEZONE, MoratoriumViolation
-from detectors.inspections.repeat import RepeatInspection
+from detectors.inspections.inspector_anomaly import InspectorAnomaly
+from detectors.inspections.moratorium_violation import DEFAULT_TIMEZONE, MoratoriumViolation
+from detectors.inspections.repeat_inspection import RepeatInspection
 from detectors.inspections.rules import InspectionRules
-from detectors.payments.anomaly import PaymentAnomaly
 from detectors.payments.ledger import Payers
-from detectors.payments.mule import MuleAccount
-from detectors.payments.pyramid import PyramidScheme
-from detectors.payroll.arrears import SalaryArrears
-from detectors.payroll.drift import PayrollAnomaly
-from detectors.payroll.layoff import MassLayoff
+from detectors.payments.mule_account import MuleAccount
+from detectors.payments.payment_anomaly import PaymentAnomaly
+from detectors.payments.pyramid_scheme import PyramidScheme
+from detectors.payroll.mass_layoff import MassLayoff
+from detectors.payroll.payroll_anomaly import PayrollAnomaly
+from detectors.payroll.salary_arrears import SalaryArrears
 
 
 @dataclass(frozen=True)

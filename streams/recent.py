@@ -6,7 +6,7 @@ by design (they are the product); they stay on this page and the ``alerts``
 topic, never in metric labels.
 
 >>> from datetime import UTC, datetime
->>> from detectors.engine import make_alert
+>>> from detectors.base import make_alert
 >>> ring = RecentAlerts(maxlen=2)
 >>> ring.add([make_alert(kind="moratorium_violation", entity="B-1", finding="i-1",
 ...     ts=datetime(2021, 3, 2, tzinfo=UTC), severity="critical", score=1.0,

@@ -33,7 +33,7 @@ The scorecard shows the real detectors and, when given, the naive baselines
 people, :meth:`Scorecard.to_dict` (``--scorecard-json``) for tests and CI.
 
 >>> from datetime import datetime, timezone
->>> from detectors.engine import make_alert
+>>> from detectors.base import make_alert
 >>> truth = [TruthFinding("mass_layoff", "E-1", datetime(2021, 3, 1, tzinfo=timezone.utc))]
 >>> tally = AlertTally.from_alerts([make_alert(kind="mass_layoff", entity="E-1", finding="f",
 ...     ts=datetime(2021, 3, 2, tzinfo=timezone.utc), severity="warning", score=1.0,

@@ -25,14 +25,14 @@ from importlib import resources
 from typing import Any
 
 from detectors.errors import ConfigError
-from detectors.inspections.moratorium import MoratoriumRules
+from detectors.inspections.moratorium_violation import MoratoriumRules
 
 SIZES = ("micro", "small", "medium", "large")
 
 
 @dataclass(frozen=True)
 class RepeatParams:
-    """Parameters of :class:`~detectors.inspections.repeat.RepeatInspection`."""
+    """Parameters of :class:`~detectors.inspections.repeat_inspection.RepeatInspection`."""
 
     window_days: float = 60
     alert_at: float = 3.0
@@ -43,7 +43,7 @@ class RepeatParams:
 
 @dataclass(frozen=True)
 class InspectorParams:
-    """Parameters of :class:`~detectors.inspections.inspector.InspectorAnomaly`."""
+    """Parameters of :class:`~detectors.inspections.inspector_anomaly.InspectorAnomaly`."""
 
     window_days: float = 30
     repeat_days: float = 60

@@ -324,3 +324,21 @@ def test_alerts_keep_the_contract(index: int):
         assert alert.domain == detector.stream
         assert set(alert.event_ids) <= ids
         validate_alert(alert)
+
+
+# --- one shape for a detector ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", DETECTORS)
+def test_a_detector_lives_in_a_module_named_after_its_kind(index: int):
+    detector = shipped()[index]
+    assert type(detector).__module__.rsplit(".", 1)[1] == detector.kind
+
+
+def test_a_detector_without_update_cannot_be_built():
+    class Incomplete(Detector):
+        kind = "repeat_inspection"
+        stream = "inspections"
+
+    with pytest.raises(TypeError, match="update"):
+        Incomplete()

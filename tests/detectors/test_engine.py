@@ -8,19 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detectors.base import Context, Detector
+from detectors.base import Context, Detector, alert_id, make_alert
 from detectors.engine import (
     DEDUP_BUCKET_SECONDS,
     Deduplicator,
     DetectorFailure,
     Engine,
     SnapshotError,
-    alert_id,
-    make_alert,
 )
 from detectors.errors import KuzetError
 from detectors.events import Alert, Inspection, PayrollEvent
-from detectors.inspections.moratorium import MoratoriumViolation
+from detectors.inspections.moratorium_violation import MoratoriumViolation
 
 T0 = datetime(2021, 3, 2, 5, tzinfo=UTC)
 HOUR = 3600.0

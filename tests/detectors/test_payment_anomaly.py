@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from detectors.events import Activity, Alert, Payment
-from detectors.payments.anomaly import PaymentAnomaly
+from detectors.payments.payment_anomaly import PaymentAnomaly
 from tests.detectors.support import run, validate_alert
 
 START = datetime(2023, 3, 1, tzinfo=UTC)

@@ -19,7 +19,7 @@ import pytest
 from detectors.base import Detector
 from detectors.engine import Engine
 from detectors.events import BY_AUTHORITY, KEY_FIELDS, Activity
-from detectors.inspections.moratorium import MoratoriumViolation
+from detectors.inspections.moratorium_violation import MoratoriumViolation
 from detectors.registry import build_engine
 from streams.processor import BatchOutput, DeadLetter, Processor, Source
 from streams.regroup import BY_ACCOUNT, DONE, REGROUP_OF, WAIT, encode_envelopes, partition_for

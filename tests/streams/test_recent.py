@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from detectors.engine import make_alert
+from detectors.base import make_alert
 from detectors.events import KIND_DOMAIN
 from streams.recent import DEFAULT_LIMIT, QueryError, RecentAlerts, parse_query
 

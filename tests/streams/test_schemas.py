@@ -17,9 +17,10 @@ import fastjsonschema
 import msgspec
 import pytest
 
-from detectors.engine import Engine, make_alert
+from detectors.base import make_alert
+from detectors.engine import Engine
 from detectors.events import EVENT_TYPES, KIND_DOMAIN, MAX_ALERT_EVENT_IDS, Alert, Inspection
-from detectors.inspections.moratorium import MoratoriumViolation
+from detectors.inspections.moratorium_violation import MoratoriumViolation
 from streams.codec import (
     SCHEMA_FILES,
     InvalidEvent,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.engine import make_alert
+from detectors.base import make_alert
 from detectors.events import KIND_DOMAIN, Alert
 from streams.codec import encode_alert
 from streams.scorecard import (

@@ -8,7 +8,7 @@ import pytest
 
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
-from detectors.inspections.moratorium import MoratoriumRules
+from detectors.inspections.moratorium_violation import MoratoriumRules
 from detectors.inspections.rules import InspectionRules, default_rules_text, parse_rules
 from detectors.registry import DetectionConfig
 from streams.offsets import client_kwargs

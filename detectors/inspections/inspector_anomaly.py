@@ -36,7 +36,7 @@ inspector and finding, raised again as critical when two figures stand out or
 one by twice ``z_alert``.
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import Context
+>>> from detectors.base import escalates, Context
 >>> det = InspectorAnomaly(warm_up_days=5, min_peers=3)
 >>> def inspect(n, who, day, size="large"):
 ...     ev = Inspection(event_id=f"i-{n}", ts=datetime(2023, 3, 1, 9, tzinfo=timezone.utc)
@@ -62,10 +62,9 @@ from dataclasses import dataclass, field
 
 from river import stats
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import BY_AUTHORITY, SEVERITY_RANK, Alert, Inspection
-from detectors.inspections.moratorium import (
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import BY_AUTHORITY, Alert, Inspection
+from detectors.inspections.moratorium_violation import (
     DEFAULT_TIMEZONE,
     MoratoriumCalendar,
     MoratoriumRules,
@@ -328,7 +327,7 @@ class InspectorAnomaly(Detector):
         top = max(z for _, _, z in standing.values())
         severity = "critical" if len(standing) >= 2 or top >= 2 * self.z_alert else "warning"
         finding, raised = self._raised.get(event.inspector, (event.event_id, "info"))
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[raised]:
+        if not escalates(severity, raised):
             return []
         self._raised[event.inspector] = (finding, severity)
         alert = self._alert(

@@ -13,9 +13,9 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from detectors.engine import alert_id
+from detectors.base import alert_id
 from detectors.events import Alert, Inspection
-from detectors.inspections.inspector import InspectorAnomaly
+from detectors.inspections.inspector_anomaly import InspectorAnomaly
 from tests.detectors.support import run, validate_alert
 
 KIND = "inspector_anomaly"

@@ -22,7 +22,7 @@ missed, or half the staff unpaid), and lapses once a deadline passes with
 nothing owed.
 
 >>> from datetime import datetime, timezone
->>> from detectors.base import Context
+>>> from detectors.base import escalates, Context
 >>> from detectors.events import PayrollEvent
 >>> det = SalaryArrears()
 >>> ctx = Context(lambda at, key: timers.append((at, key))); timers = []
@@ -47,9 +47,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, PayrollEvent, day_after_period
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import Alert, PayrollEvent, day_after_period
 
 DEFAULT_DUE_DAY = 10
 #: Whole-tenge rounding loses under 1 tenge; a larger shortfall is money missing.
@@ -163,7 +162,7 @@ class SalaryArrears(Detector):
         else:
             severity = "critical"  # a further period missed
         finding.periods.append(period)
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[finding.severity]:
+        if not escalates(severity, finding.severity):
             return []
         finding.severity = severity
         return [self._alert(employer, period, finding, book, unpaid, owed, ctx)]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import pickle
 from datetime import UTC, datetime, timedelta
 
-from detectors.engine import OK, Engine, alert_id
+from detectors.base import alert_id
+from detectors.engine import OK, Engine
 from detectors.events import Alert, PayrollEvent
-from detectors.payroll.layoff import MassLayoff
+from detectors.payroll.mass_layoff import MassLayoff
 from tests.detectors.support import validate_alert
 
 KIND = "mass_layoff"

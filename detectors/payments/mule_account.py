@@ -43,7 +43,7 @@ launders). State per account is bounded: inflows older than
 most ``MAX_PENDING`` inflows wait, and an idle account is forgotten.
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import Context
+>>> from detectors.base import escalates, Context
 >>> from detectors.events import Activity, Payment
 >>> det, ctx = MuleAccount(), Context(None)
 >>> t0 = datetime(2023, 3, 1, 9, tzinfo=timezone.utc)
@@ -64,9 +64,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Activity, Alert
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import Activity, Alert
 from detectors.payments.ledger import Payers, forget_idle
 
 HOUR = 3600.0
@@ -202,7 +201,7 @@ class MuleAccount(Detector):
         if len(forwards) < self.min_forwarded_share * inflows:
             return []  # a few sums passed on out of a crowd of inflows: not a pipe
         severity = "critical" if count >= self.critical_forwards else "warning"
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[account.raised]:
+        if not escalates(severity, account.raised):
             return []
         if not account.finding:
             account.finding = forwards[0][5]

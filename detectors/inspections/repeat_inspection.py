@@ -26,7 +26,7 @@ deque), and forgets a business once its window is empty (swept once a day of
 event time), so memory follows the number of recently inspected businesses.
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import Context
+>>> from detectors.base import escalates, Context
 >>> det = RepeatInspection()
 >>> def visit(n, day, basis="routine"):
 ...     ev = Inspection(event_id=f"i-{n}", ts=datetime(2023, 3, 1, 9, tzinfo=timezone.utc)
@@ -46,10 +46,9 @@ import bisect
 from collections import deque
 from datetime import UTC, datetime
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, Inspection
-from detectors.inspections.moratorium import DEFAULT_EXEMPT_BASES
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import Alert, Inspection
+from detectors.inspections.moratorium_violation import DEFAULT_EXEMPT_BASES
 
 DAY = 86400.0
 #: See the module docstring for why these values.
@@ -137,7 +136,7 @@ class RepeatInspection(Detector):
             return []
         severity = "critical" if total >= self.critical_at else "warning"
         finding, raised = self._raised.get(business, (visits[0][2], "info"))
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[raised]:
+        if not escalates(severity, raised):
             return []
         self._raised[business] = (finding, severity)
         return [self._alert(event, visits, total, severity, finding)]

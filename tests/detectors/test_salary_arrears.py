@@ -13,9 +13,10 @@ from __future__ import annotations
 import pickle
 from datetime import UTC, datetime, timedelta
 
-from detectors.engine import DUPLICATE, LATE, OK, Engine, alert_id
+from detectors.base import alert_id
+from detectors.engine import DUPLICATE, LATE, OK, Engine
 from detectors.events import Alert, PayrollEvent
-from detectors.payroll.arrears import SalaryArrears
+from detectors.payroll.salary_arrears import SalaryArrears
 from tests.detectors.support import validate_alert
 
 KIND = "salary_arrears"
@@ -328,7 +329,7 @@ def test_a_deadline_with_nothing_owed_ends_the_finding():
 
 def test_a_stray_payment_for_a_period_never_accrued_does_not_end_the_finding():
     # Guards a fixed bug: a payment for a period with no accruals opened a book whose
-    # deadline found "nothing owed" and closed the open finding (arrears.py on_timer), so
+    # deadline found "nothing owed" and closed the open finding (salary_arrears.py on_timer), so
     # the next missed period was reported as a new warning instead of an escalation.
     stray = payment("stray", "W-0", period="2022-11", when="2022-12-01T12:00:00+06:00")
     quiet = [stray, tick("t-2022-11", DEADLINE_OF["2022-11"] + timedelta(hours=30))]

@@ -23,7 +23,7 @@ micro business are not a "mass" layoff; 50 people in 30 days counts at any
 size. Half the staff, or 100 people, makes it critical.
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import Context
+>>> from detectors.base import escalates, Context
 >>> from detectors.events import PayrollEvent
 >>> det, ctx = MassLayoff(), Context(None)
 >>> t0 = datetime(2022, 10, 1, tzinfo=timezone.utc)
@@ -46,9 +46,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, PayrollEvent
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import Alert, PayrollEvent
 
 DAY = 86400.0
 #: See the module docstring for why these values.
@@ -136,7 +135,7 @@ class MassLayoff(Detector):
         ):
             return []
         severity = "critical" if share >= CRITICAL_SHARE or count >= CRITICAL_COUNT else "warning"
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[staff.severity]:
+        if not escalates(severity, staff.severity):
             return []
         staff.severity = severity
         return [self._alert(event, staff, count, share, severity)]

@@ -17,7 +17,7 @@ from detectors.base import Context
 from detectors.engine import Engine
 from detectors.errors import ConfigError, KuzetError
 from detectors.events import Alert, Inspection
-from detectors.inspections.moratorium import MoratoriumRules, MoratoriumViolation
+from detectors.inspections.moratorium_violation import MoratoriumRules, MoratoriumViolation
 
 ALMATY = ZoneInfo("Asia/Almaty")
 EXEMPT = (

@@ -11,9 +11,10 @@ import pickle
 import random
 from datetime import UTC, datetime, timedelta
 
-from detectors.engine import Engine, alert_id
+from detectors.base import alert_id
+from detectors.engine import Engine
 from detectors.events import Inspection
-from detectors.inspections.repeat import RepeatInspection
+from detectors.inspections.repeat_inspection import RepeatInspection
 from tests.detectors.support import check, run, validate_alert
 
 T0 = datetime(2023, 3, 1, 9, tzinfo=UTC)
@@ -325,7 +326,8 @@ def test_the_detector_does_not_mutate_its_input():
 def test_a_second_burst_after_falling_below_the_threshold_alerts_again():
     # Guards a fixed bug: an episode only ends when its window holds a single visit, so a
     # business that falls below the threshold and is then hammered again within 60 days of the
-    # old episode's last visit never alerts again (repeat.py resets _raised only at len == 1)
+    # old episode's last visit never alerts again (repeat_inspection.py reset _raised only at
+    # len == 1)
     detector = RepeatInspection()
     first = [visit("v1", 0), visit("v2", 10), visit("v3", 20)]
     # Day 75: the window [15, 75] holds v3 and v4 only, weight 2 < 3: the finding has lapsed.

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detectors.engine import alert_id
+from detectors.base import alert_id
 from detectors.events import Activity, Alert, Payment
-from detectors.payments.pyramid import PyramidScheme
+from detectors.payments.pyramid_scheme import PyramidScheme
 from detectors.payments.sketch import Seen
 from tests.detectors.support import check, run, validate_alert
 

@@ -40,7 +40,7 @@ that new payers pay) besides the shared 128-byte Bloom filter; an account no
 new payer has paid for ``IDLE_DAYS`` is forgotten.
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import Context
+>>> from detectors.base import escalates, Context
 >>> from detectors.events import Activity, Payment
 >>> det, ctx = PyramidScheme(warm_up_days=0), Context(None)
 >>> t0 = datetime(2023, 3, 1, 9, tzinfo=timezone.utc)
@@ -57,9 +57,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Activity, Alert
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import Activity, Alert
 from detectors.payments.ledger import Payers, forget_idle
 
 DAY = 86400.0
@@ -186,7 +185,7 @@ class PyramidScheme(Detector):
             return []
         critical = stakes >= self.critical_stakes or returns >= self.min_returns
         severity = "critical" if critical else "warning"
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[account.raised]:
+        if not escalates(severity, account.raised):
             return []
         if not account.finding:
             account.finding = account.cited[0]

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
+from detectors.base import Context, Detector, make_alert
 from detectors.errors import ConfigError
 from detectors.events import Alert, Inspection
 

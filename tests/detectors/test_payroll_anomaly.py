@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detectors.engine import OK, Engine, alert_id
+from detectors.base import alert_id
+from detectors.engine import OK, Engine
 from detectors.events import Alert, PayrollEvent
-from detectors.payroll.drift import PayrollAnomaly
+from detectors.payroll.payroll_anomaly import PayrollAnomaly
 from tests.detectors.support import validate_alert
 
 KIND = "payroll_anomaly"
@@ -175,7 +176,7 @@ def test_a_cut_in_the_same_employees_wages_alerts():
 
 def test_a_cut_of_exactly_ten_percent_alerts():
     # Guards a fixed bug: 1 - 270_000 / 300_000 is 0.09999999999999998 in floating point,
-    # so "a fall of min_cut or more" missed an exact 10 % cut (drift.py _judge).
+    # so "a fall of min_cut or more" missed an exact 10 % cut (payroll_anomaly.py _judge).
     wages = {f"W-{k}": 300_000.0 for k in range(5)}
     events = history(2.5, 2.5, 2.5, wages=wages)
     events += month("2022-09", 2.5, wages={e: 270_000.0 for e in wages})

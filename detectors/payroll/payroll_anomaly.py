@@ -32,9 +32,8 @@ from datetime import UTC, datetime, time
 
 from river import stats
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
-from detectors.events import SEVERITY_RANK, Alert, PayrollEvent, day_after_period
+from detectors.base import Context, Detector, escalates, make_alert
+from detectors.events import Alert, PayrollEvent, day_after_period
 
 DAY = 86400.0
 #: Pay days move by a day either way by habit; three days later than usual is a slip.
@@ -147,7 +146,7 @@ class PayrollAnomaly(Detector):
             employer.severity = "info"  # a normal period ends the finding: a later drift is new
             return []
         severity = "critical" if len(drifting) == 2 else "warning"
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[employer.severity]:
+        if not escalates(severity, employer.severity):
             return []
         if employer.severity == "info":
             employer.finding = event.event_id

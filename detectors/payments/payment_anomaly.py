@@ -45,8 +45,7 @@ from datetime import UTC, datetime
 
 from river import anomaly, stats
 
-from detectors.base import Context, Detector
-from detectors.engine import make_alert
+from detectors.base import Context, Detector, make_alert
 from detectors.events import Activity, Alert, Payment
 
 DAY = 86400.0
