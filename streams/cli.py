@@ -206,6 +206,82 @@ def _simulate_command(parser: argparse.ArgumentParser) -> Handler:
     return run
 
 
+def _worlds_command(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="the worlds, as TOML (default: the shipped simulator/worlds.toml)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("held-out", "tuning", "all"),
+        default="held-out",
+        help="which worlds of the spec to score (default held-out)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(".kuzet/worlds"),
+        metavar="DIR",
+        help="where worlds are generated, and reused while unchanged (default .kuzet/worlds)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="J", help="score J worlds at once (default 1)"
+    )
+    parser.add_argument(
+        "--scale-factor",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply every world's scale by F, for a quick run (default 1)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write every world's scorecard and the summary as JSON",
+    )
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        import time
+
+        from streams import worlds
+
+        started = time.perf_counter()
+        specs = worlds.select(worlds.load_worlds(args.spec or worlds.DEFAULT_SPEC), args.only)
+        results = worlds.run_worlds(
+            specs,
+            args.work,
+            settings.detection,
+            scale_factor=args.scale_factor,
+            jobs=args.jobs,
+            on_world=lambda result: print(
+                worlds.progress_line(result), file=sys.stderr, flush=True
+            ),
+        )
+        summary = worlds.summarize(results)
+        label = args.only if args.only != "all" else ""
+        print(worlds.render(summary, results, label))
+        seconds = time.perf_counter() - started
+        print(f"{len(results)} worlds scored in {seconds:.0f} s with --jobs {args.jobs}")
+        if args.json:
+            args.json.write_text(
+                worlds.report(
+                    results,
+                    summary,
+                    spec=str(args.spec or worlds.DEFAULT_SPEC),
+                    only=args.only,
+                    scale_factor=args.scale_factor,
+                    jobs=args.jobs,
+                    seconds=round(seconds, 1),
+                )
+            )
+        return 0
+
+    return run
+
+
 #: (name, help, declares arguments and returns the handler), in help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = [
     ("worker", "consume the input topics, publish alerts, serve metrics", _worker_command),
@@ -214,6 +290,11 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = 
         "simulate",
         "write a labelled synthetic stream: DIR/events.jsonl, DIR/truth.json",
         _simulate_command,
+    ),
+    (
+        "worlds",
+        "generate and score many labelled worlds: per kind the minimum F1, never the best",
+        _worlds_command,
     ),
     ("replay", "publish a historical stream file into the input topics", _replay_command),
     ("capture", "write what is on the input topics to a historical stream file", _capture_command),
