@@ -7,5 +7,6 @@ without a copy); never aiokafka, aiohttp or prometheus_client.
 
 Layout: ``events`` (the contract's records), ``base`` (the detector interface),
 ``engine`` (dedup, watermarks, timers, alert ids, snapshots), ``registry``
-(which detectors run), and one subpackage per domain.
+(which detectors run), ``rules`` (every detector's parameters, from
+``rules.toml``), and one subpackage per domain.
 """

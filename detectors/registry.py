@@ -6,13 +6,15 @@ both call :func:`build_engine`, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from detectors.base import Detector
 from detectors.engine import DEFAULT_ALLOWED_LATENESS, DEFAULT_DEDUP_MAX_IDS, Engine
 from detectors.inspections.inspector_anomaly import InspectorAnomaly
 from detectors.inspections.moratorium_violation import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat_inspection import RepeatInspection
-from detectors.inspections.rules import InspectionRules
 from detectors.payments.ledger import Payers
 from detectors.payments.mule_account import MuleAccount
 from detectors.payments.payment_anomaly import PaymentAnomaly
@@ -20,6 +22,7 @@ from detectors.payments.pyramid_scheme import PyramidScheme
 from detectors.payroll.mass_layoff import MassLayoff
 from detectors.payroll.payroll_anomaly import PayrollAnomaly
 from detectors.payroll.salary_arrears import SalaryArrears
+from detectors.rules import PARAMS, Rules
 
 
 @dataclass(frozen=True)
@@ -29,40 +32,36 @@ class DetectionConfig:
     timezone: str = DEFAULT_TIMEZONE
     allowed_lateness: float = DEFAULT_ALLOWED_LATENESS
     dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS
-    inspections: InspectionRules = field(default_factory=InspectionRules)
+    #: Every kind's parameters, which kinds run, the moratorium (``detectors/rules.toml``).
+    rules: Rules = field(default_factory=Rules)
 
 
 def build_engine(config: DetectionConfig | None = None) -> Engine:
-    """An engine running every shipped detector."""
+    """An engine running every shipped detector the rules leave enabled.
+
+    Each detector is built from its kind's parameter object in the rules file
+    (:mod:`detectors.rules`); a kind with ``enabled = false`` is not built.
+    """
     config = config or DetectionConfig()
-    rules = config.inspections
-    moratorium, repeat, inspector = rules.moratorium, rules.repeat, rules.inspector
+    rules, timezone = config.rules, config.timezone
+    moratorium = rules.moratorium
     payers = Payers()  # who has paid whom: one memory for both payments detectors
+    makers: dict[str, Callable[[Any], Detector]] = {
+        "pyramid_scheme": lambda p: PyramidScheme(**asdict(p), payers=payers),
+        "mule_account": lambda p: MuleAccount(**asdict(p), payers=payers),
+        "payment_anomaly": lambda p: PaymentAnomaly(**asdict(p)),
+        "salary_arrears": lambda p: SalaryArrears(**asdict(p), timezone=timezone),
+        "payroll_anomaly": lambda p: PayrollAnomaly(**asdict(p)),
+        "mass_layoff": lambda p: MassLayoff(**asdict(p)),
+        "moratorium_violation": lambda p: MoratoriumViolation(moratorium, timezone=timezone),
+        "repeat_inspection": lambda p: RepeatInspection(
+            **asdict(p), exempt_bases=moratorium.exempt_bases
+        ),
+        "inspector_anomaly": lambda p: InspectorAnomaly(moratorium, timezone=timezone, **asdict(p)),
+    }
+    assert list(makers) == list(PARAMS), "a kind without a maker, or one out of order"
     detectors = [
-        PyramidScheme(payers=payers),
-        MuleAccount(payers=payers),
-        PaymentAnomaly(),
-        SalaryArrears(timezone=config.timezone),
-        PayrollAnomaly(),
-        MassLayoff(),
-        MoratoriumViolation(moratorium, timezone=config.timezone),
-        RepeatInspection(
-            window_days=repeat.window_days,
-            alert_at=repeat.alert_at,
-            critical_at=repeat.critical_at,
-            follow_up_weight=repeat.follow_up_weight,
-            exempt_weight=repeat.exempt_weight,
-            exempt_bases=moratorium.exempt_bases,
-        ),
-        InspectorAnomaly(
-            moratorium,
-            timezone=config.timezone,
-            window_days=inspector.window_days,
-            repeat_days=inspector.repeat_days,
-            z_alert=inspector.z_alert,
-            warm_up_days=inspector.warm_up_days,
-            min_peers=inspector.min_peers,
-        ),
+        make(rules.kind(name).params) for name, make in makers.items() if rules.kind(name).enabled
     ]
     return Engine(
         detectors,

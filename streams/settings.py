@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
-from detectors.inspections.rules import InspectionRules, parse_rules
 from detectors.registry import DetectionConfig
+from detectors.rules import Rules, parse_rules
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -153,13 +153,16 @@ class Settings:
             raise ConfigError(
                 f"KUZET_TIMEZONE={timezone!r} is not a tz database zone (e.g. Asia/Almaty)"
             ) from None
-        rules_path = get("KUZET_INSPECTION_RULES")
-        inspections = _inspection_rules(rules_path) if rules_path else InspectionRules()
+        # KUZET_INSPECTION_RULES is the deprecated name of KUZET_RULES (an old
+        # inspections-only file is still a valid rules file).
+        rules_var = "KUZET_RULES" if get("KUZET_RULES") else "KUZET_INSPECTION_RULES"
+        rules_path = get(rules_var)
+        rules = _rules(rules_var, rules_path) if rules_path else Rules()
         detection = DetectionConfig(
             timezone=timezone,
             allowed_lateness=_number(env, "KUZET_ALLOWED_LATENESS_HOURS", 24.0) * 3600.0,
             dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000)),
-            inspections=inspections,
+            rules=rules,
         )
         return cls(
             broker=get("KUZET_BROKER", cls.broker),
@@ -204,13 +207,13 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _inspection_rules(path: str) -> InspectionRules:
-    """Read and validate the rules file named by ``KUZET_INSPECTION_RULES``."""
+def _rules(name: str, path: str) -> Rules:
+    """Read and validate the rules file named by ``KUZET_RULES`` (or its old name)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
-            f"KUZET_INSPECTION_RULES={path!r} cannot be read ({exc.strerror}); point it at a "
-            "copy of detectors/inspections/rules.toml, or unset it for the defaults"
+            f"{name}={path!r} cannot be read ({exc.strerror}); point it at a "
+            "copy of detectors/rules.toml, or unset it for the defaults"
         ) from None
     return parse_rules(text, path)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from detectors.errors import KuzetError
+from detectors.registry import DetectionConfig
+from detectors.rules import parse_rules
 from simulator import simulate
 from streams import backtest as backtest_module
 from streams.backtest import BacktestSummary, run_backtest
@@ -560,3 +562,16 @@ def test_the_end_of_the_file_marks_every_upstream_done_and_drains_every_merge(
     )
     for merge in processor.merges.values():
         assert len(merge) == 0 and merge.frontier == [DONE] * n
+
+
+def test_a_kind_switched_off_in_the_rules_raises_nothing(stream_file: Path, tmp_path: Path):
+    # moratorium_violation is the only kind this stream alerts; inspector_anomaly is
+    # switched off too, so the inspections-by-authority lane has no detector at all.
+    rules = parse_rules(
+        "[moratorium_violation]\nenabled = false\n[inspector_anomaly]\nenabled = false\n"
+    )
+    out = tmp_path / "alerts.jsonl"
+    summary = run_backtest(stream_file, out, DetectionConfig(rules=rules), progress=False)
+    assert out.read_bytes() == b""
+    assert summary.alerts == Counter()
+    assert summary.outcomes["ok"] == 7  # the events are still read and checked

@@ -9,8 +9,8 @@ import pytest
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
 from detectors.inspections.moratorium_violation import MoratoriumRules
-from detectors.inspections.rules import InspectionRules, default_rules_text, parse_rules
 from detectors.registry import DetectionConfig
+from detectors.rules import Rules, default_rules_text, parse_rules
 from streams.offsets import client_kwargs
 from streams.regroup import REGROUPS
 from streams.settings import KafkaSecurity, Settings
@@ -45,8 +45,8 @@ def test_defaults():
     assert settings.detection == DetectionConfig()
     assert settings.detection.timezone == "Asia/Almaty"
     assert settings.detection.allowed_lateness == 24 * 3600.0
-    assert settings.detection.inspections == InspectionRules()
-    assert settings.detection.inspections.moratorium == MoratoriumRules()
+    assert settings.detection.rules == Rules()
+    assert settings.detection.rules.moratorium == MoratoriumRules()
 
 
 def test_numbers_and_names_are_read_and_converted():
@@ -281,19 +281,29 @@ alert_at = 4
 """
 
 
-def test_inspection_rules_file_is_read_from_kuzet_inspection_rules(tmp_path):
+@pytest.mark.parametrize("variable", ["KUZET_RULES", "KUZET_INSPECTION_RULES"])
+def test_the_rules_file_is_read_from_kuzet_rules_or_its_old_name(tmp_path, variable):
     path = tmp_path / "rules.toml"
     path.write_text(RULES)
-    rules = Settings.from_env({"KUZET_INSPECTION_RULES": str(path)}).detection.inspections
+    rules = Settings.from_env({variable: str(path)}).detection.rules
     assert rules.moratorium.windows == (
         (date(2020, 1, 1), date(2021, 1, 1)),
         (date(2024, 1, 1), date(2025, 1, 1)),
     )
     assert rules.moratorium.sizes == frozenset({"micro", "small", "medium"})
     assert rules.moratorium.exempt_bases == frozenset()
-    assert rules.repeat.alert_at == 4.0
-    assert rules.repeat.critical_at == 5.0  # left out: the default
-    assert rules.inspector == InspectionRules().inspector
+    assert rules.repeat_inspection.params.alert_at == 4.0
+    assert rules.repeat_inspection.params.critical_at == 5.0  # left out: the default
+    assert rules.inspector_anomaly == Rules().inspector_anomaly
+    assert rules.pyramid_scheme == Rules().pyramid_scheme  # a table left out: the defaults
+
+
+def test_kuzet_rules_wins_over_its_old_name(tmp_path):
+    new, old = tmp_path / "new.toml", tmp_path / "old.toml"
+    new.write_text("[mass_layoff]\nmin_count = 3\n")
+    old.write_text("[mass_layoff]\nmin_count = 4\n")
+    env = {"KUZET_RULES": str(new), "KUZET_INSPECTION_RULES": str(old)}
+    assert Settings.from_env(env).detection.rules.mass_layoff.params.min_count == 3
 
 
 @pytest.mark.parametrize(
@@ -313,21 +323,32 @@ def test_inspection_rules_file_is_read_from_kuzet_inspection_rules(tmp_path):
         ("[repeat_inspection]\nalert_at = -1", "repeat_inspection.alert_at: expected a positive"),
         ("[repeat_inspection]\nalert_at = 6", "critical_at must not be below alert_at"),
         ("[inspector_anomaly]\nz = 3", "inspector_anomaly.z: unknown key"),
+        ("[pyramid_scheme]\nmin_stakes = 2.5", "pyramid_scheme.min_stakes: expected a whole"),
+        ("[mule_account]\nwindow_hours = -1", "mule_account.window_hours: expected a positive"),
+        ("[mass_layoff]\nmin_share = 1.2", "mass_layoff.min_share: expected a share between"),
+        ("[payroll_anomaly]\nmin_cut = 'ten'", "payroll_anomaly.min_cut: expected a number"),
+        ("[salary_arrears]\nenabled = 'no'", "salary_arrears.enabled: expected true or false"),
+        ("[salary_arrears]\ndue_day = 31", "salary_arrears.due_day: expected a day from 1 to 28"),
+        ("[payment_anomaly]\nq = 2", "payment_anomaly.q: expected a share between 0 and 1"),
+        ("[payment_anomaly]\nmin_activity = 1", "payment_anomaly.min_activity: must be at least"),
+        ("pyramid_scheme = 3", "pyramid_scheme: expected a table"),
     ],
 )
 def test_a_bad_rules_file_is_refused_naming_the_file_and_key(tmp_path, text, expected):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as error:
-        Settings.from_env({"KUZET_INSPECTION_RULES": str(path)})
+        Settings.from_env({"KUZET_RULES": str(path)})
     assert str(path) in str(error.value)
     assert expected in str(error.value)
 
 
 def test_a_missing_rules_file_is_refused_with_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match=r"KUZET_INSPECTION_RULES=.*cannot be read.*rules\.toml"):
+    with pytest.raises(ConfigError, match=r"KUZET_RULES=.*cannot be read.*detectors/rules\.toml"):
+        Settings.from_env({"KUZET_RULES": str(tmp_path / "nope.toml")})
+    with pytest.raises(ConfigError, match=r"KUZET_INSPECTION_RULES=.*cannot be read"):
         Settings.from_env({"KUZET_INSPECTION_RULES": str(tmp_path / "nope.toml")})
 
 
 def test_the_shipped_rules_file_holds_the_contract_defaults():
-    assert parse_rules(default_rules_text()) == InspectionRules()
+    assert parse_rules(default_rules_text()) == Rules()
