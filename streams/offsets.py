@@ -149,10 +149,22 @@ def client_kwargs(settings: Settings, client_id: str) -> dict:
 def kafka_failed(settings: Settings, what: str, exc: Exception) -> HistoryError:
     """A Kafka client error as a :class:`HistoryError` that says what to check."""
     if isinstance(exc, KafkaConnectionError):
+        # aiokafka reports a refused login or an untrusted certificate the same way as
+        # a broker that is down: name what else to check when a secured listener is used.
+        protocol = settings.security.protocol
+        checks = [
+            "the broker is running (deploy/kafka/kafka.sh start)",
+            "KUZET_BROKER names it",
+            f"the listener speaks {protocol} (KUZET_KAFKA_SECURITY_PROTOCOL)",
+        ]
+        if protocol.startswith("SASL"):
+            checks.append("the SASL mechanism, username and password are right")
+        if protocol.endswith("SSL"):
+            checks.append("KUZET_KAFKA_SSL_CAFILE trusts the broker's certificate")
         return HistoryError(
             f"{what}: cannot reach Kafka at {settings.bootstrap_servers} "
-            f"({type(exc).__name__}): is the broker running (deploy/kafka/kafka.sh start) "
-            "and KUZET_BROKER right?"
+            f"({type(exc).__name__}): check that {', that '.join(checks)}; "
+            "the Kafka client's log line above says more"
         )
     return HistoryError(f"{what}: Kafka refused ({type(exc).__name__}: {exc}); try again")
 

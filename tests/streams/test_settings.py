@@ -352,3 +352,23 @@ def test_a_missing_rules_file_is_refused_with_what_to_do(tmp_path):
 
 def test_the_shipped_rules_file_holds_the_contract_defaults():
     assert parse_rules(default_rules_text()) == Rules()
+
+
+def test_an_unreachable_broker_names_what_to_check_for_the_listener_in_use():
+    """Guards a review finding: a refused SASL login was reported as a broker that is down."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.offsets import kafka_failed
+
+    plain = str(kafka_failed(Settings.from_env({}), "x", KafkaConnectionError()))
+    secured = Settings.from_env(
+        {
+            "KUZET_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KUZET_KAFKA_SASL_USERNAME": "u",
+            "KUZET_KAFKA_SASL_PASSWORD": "p",
+        }
+    )
+    both = str(kafka_failed(secured, "x", KafkaConnectionError()))
+    assert plain.startswith("x: cannot reach Kafka at 127.0.0.1:9092")
+    assert "SASL" not in plain and "SSL_CAFILE" not in plain
+    assert "username and password" in both and "KUZET_KAFKA_SSL_CAFILE" in both
