@@ -59,7 +59,7 @@ lint: $(VENV)/.installed
 demo: setup
 	scripts/with-kafka.sh $(PY) scripts/demo.py
 
-# Every test: lint, compose file against the compose spec, unit, agent and
+# Every test: lint, compose file against the compose spec, unit, processor and
 # integration tests (the latter against the real local broker; they fail, not
 # skip, when it is missing).
 test: setup lint
