@@ -77,7 +77,7 @@ class DeadLetter:
         ]
 
 
-#: A record as the agents hand it over: (value, key, source).
+#: A record as the worker and the backtest hand it over: (value, key, source).
 Record = tuple[bytes | None, bytes | None, Source]
 
 
