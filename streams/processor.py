@@ -12,6 +12,7 @@ both paths run exactly the same code.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +46,12 @@ __all__ = [
 #: Outcome of a record that could not be decoded (beside the engine's outcomes).
 INVALID = "invalid"
 
+#: A dead letter longer than this is sent as its first bytes (with its length and hash):
+#: under the 1 MiB a default topic holds, with room for the headers.
+DEAD_LETTER_MAX_BYTES = 900 * 1024
+#: How much of a record too long for the dead-letter topic is kept.
+DEAD_LETTER_HEAD_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -75,6 +82,34 @@ class DeadLetter:
             ("kuzet.source.offset", str(self.source.offset).encode()),
             ("kuzet.reason", self.reason.encode()),
         ]
+
+    def kafka_record(
+        self, limit: int = DEAD_LETTER_MAX_BYTES
+    ) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+        """(value, headers) to send: the original bytes, or, past ``limit``, their start.
+
+        A dead letter the dead-letter topic cannot hold would fail its send and
+        stop the worker on the same record again and again. So a record longer
+        than ``limit`` keeps its first :data:`DEAD_LETTER_HEAD_BYTES` bytes, and
+        says so: ``kuzet.truncated``, ``kuzet.original.length`` and
+        ``kuzet.original.sha256`` (of the whole record) join the headers.
+
+        >>> letter = DeadLetter("payments", b"x" * 2_000_000, None, "too long", "not_json",
+        ...     Source("payments", 0, 7))
+        >>> value, headers = letter.kafka_record()
+        >>> len(value), dict(headers)["kuzet.original.length"], dict(headers)["kuzet.truncated"]
+        (65536, b'2000000', b'true')
+        """
+        headers = self.headers()
+        raw = self.raw
+        if raw is None or len(raw) <= limit:
+            return raw, headers
+        headers += [
+            ("kuzet.truncated", b"true"),
+            ("kuzet.original.length", str(len(raw)).encode()),
+            ("kuzet.original.sha256", hashlib.sha256(raw).hexdigest().encode()),
+        ]
+        return raw[:DEAD_LETTER_HEAD_BYTES], headers
 
 
 #: A record as the worker and the backtest hand it over: (value, key, source).

@@ -48,6 +48,11 @@ STATE_TOPIC_CONFIG = {
     "delete.retention.ms": str(60 * 60 * 1000),
 }
 
+#: Largest record the internal regrouped topics take: an envelope holding one
+#: event near the contract's 1 MiB, with its framing (the broker default is 1 MiB).
+INTERNAL_MAX_BYTES = 2 * 1024 * 1024
+REGROUP_TOPIC_CONFIG = {"max.message.bytes": str(INTERNAL_MAX_BYTES)}
+
 #: How long a topic just created may take to show in the broker's metadata.
 CREATE_WAIT = 10.0
 
@@ -78,7 +83,10 @@ async def ensure_topics(settings: Settings) -> Layout:
         wanted: list[tuple[str, int, dict[str, str], bool]] = [
             (settings.alerts_topic, inputs["payments"], {}, False),
             *((settings.dlq_topic(s), inputs[s], {}, False) for s in STREAMS),
-            *((settings.regroup_topic(r.name), inputs[r.stream], {}, True) for r in REGROUPS),
+            *(
+                (settings.regroup_topic(r.name), inputs[r.stream], REGROUP_TOPIC_CONFIG, True)
+                for r in REGROUPS
+            ),
             (settings.state_topic, max(inputs.values()), STATE_TOPIC_CONFIG, True),
         ]
         created = []

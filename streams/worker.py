@@ -75,7 +75,7 @@ from streams.regroup import (
 )
 from streams.settings import Settings
 from streams.state import StateStore, TaskState, dump, off_the_loop
-from streams.topics import Layout
+from streams.topics import INTERNAL_MAX_BYTES, Layout
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ class Worker:
             enable_idempotence=True,
             linger_ms=int(settings.producer_linger * 1000),
             request_timeout_ms=SEND_TIMEOUT_MS,
-            max_request_size=4 * 1024 * 1024,
+            # Room for an envelope holding a payment near the contract's 1 MiB
+            # (the internal topics are created to hold it: streams/topics.py).
+            max_request_size=INTERNAL_MAX_BYTES + 64 * 1024,
             **client_kwargs(settings, f"{settings.app_id}-producer"),
         )
         self.consumer = AIOKafkaConsumer(
@@ -318,12 +320,8 @@ class Worker:
         if out.dead_letters:
             dlq = self.settings.dlq_topic(stream)
             for letter in out.dead_letters:
-                sends.append(
-                    (
-                        dlq,
-                        await send(dlq, letter.raw, key=letter.key, headers=letter.headers()),
-                    )
-                )
+                value, headers = letter.kafka_record()
+                sends.append((dlq, await send(dlq, value, key=letter.key, headers=headers)))
 
     async def _settle(self, sends: list[tuple[str, Any]]) -> None:
         """Wait for every send's ack; a failed send stops the worker."""

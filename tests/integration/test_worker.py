@@ -9,7 +9,7 @@ import pytest
 
 from detectors.registry import build_engine
 from streams.codec import decode_alert, decode_event
-from tests.integration.support import Topics, consume, inspection
+from tests.integration.support import Topics, consume, inspection, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +146,44 @@ async def test_reprocessing_reproduces_the_same_alert_ids(
     ids_all = [decode_alert(r.value).alert_id for r in records]
     assert len(ids_all) == 4
     assert sorted(set(ids_all)) == ids_first == sorted(expected_alerts())
+
+
+async def test_records_near_the_contracts_1_mib_neither_stop_nor_blind_the_worker(
+    bootstrap, topics: Topics, producer, start_worker
+):
+    """A dead letter or a shipment as large as an input record is sent whole or in part.
+
+    Before: a send the broker refuses stops the worker (nothing acknowledged that was
+    not handled), so an invalid record near 1 MiB, whose dead letter with its headers no
+    default topic holds, would have stopped it on the same record after every restart.
+    """
+    worker = start_worker(topics)
+    garbage = b"\x00" * (1_000_000)  # not JSON; with its headers, over 1 MiB
+    big = msgspec.json.encode(
+        {
+            "event_id": "p-big",
+            "ts": "2021-03-02T05:00:00Z",
+            "payer": "A-1",
+            "payee": "A-2",
+            "amount": 5.0,
+            "note": "y" * 900_000,  # unknown fields are allowed: a valid payment near 1 MiB
+        }
+    )
+    await producer.send_and_wait(topics.input("payments"), garbage, key=b"A-9")
+    await producer.send_and_wait(topics.input("payments"), big, key=b"A-1")
+    await producer.send_and_wait(
+        topics.input("inspections"), VALID_INSPECTIONS[0][1], key=VALID_INSPECTIONS[0][0].encode()
+    )
+    [letter] = await consume(bootstrap, topics.dlq("payments"), expected=1)
+    headers = {k: v for k, v in letter.headers}
+    assert headers["kuzet.truncated"] == b"true"
+    assert headers["kuzet.original.length"] == str(len(garbage)).encode()
+    assert letter.value == garbage[: len(letter.value)] and len(letter.value) < len(garbage)
+    await consume(bootstrap, topics.alerts, expected=1)  # the worker goes on after both
+
+    def judged_both() -> bool:  # the big payment (once its merge stops waiting) and the visit
+        status = worker.status()
+        return status is not None and status["outcomes"].get("ok", 0) == 2
+
+    await wait_until(judged_both, timeout=60)
+    assert worker.process.poll() is None, worker.log_tail()
