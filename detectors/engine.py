@@ -14,8 +14,9 @@ For every accepted event the engine, in this order:
    (timers belong to the partition of the event that scheduled them, as the
    entity they are about does).
 
-Everything the engine and its detectors know pickles: :meth:`Engine.snapshot`
-and :meth:`Engine.restore` are the checkpoint. The engine reads no clock, so
+Everything the engine and its detectors know pickles, one partition at a time
+(:meth:`Engine.snapshot_partition`, what the worker saves) or whole
+(:meth:`Engine.snapshot`, :meth:`Engine.restore`). The engine reads no clock, so
 the same input in the same order gives the same alerts with the same ids.
 
 >>> from datetime import datetime, timezone
@@ -150,7 +151,8 @@ class Partition:
     so everything the engine and its detectors know about an entity, and the
     event time that decides lateness, timers, expiry and daily sweeps, belongs
     to that partition and moves only with that partition's own events. A
-    partition's state therefore pickles on its own (:meth:`Engine.snapshot_partition`)
+    partition's state therefore pickles on its own (:meth:`Engine.snapshot_partition`;
+    the worker saves it with its position: :mod:`streams.state`)
     and moves with the Kafka partition from worker to worker, and the same
     records in the same order give the same alerts however many partitions
     a worker holds or in what order it reads them.
@@ -354,21 +356,6 @@ class Engine:
     def snapshot_partition(self, lane: str, partition: int) -> bytes:
         """What one partition of a lane knows, as bytes (a pickle)."""
         return pickle.dumps(self.partition(lane, partition), protocol=pickle.HIGHEST_PROTOCOL)
-
-    def restore_partition(self, lane: str, partition: int, blob: bytes) -> None:
-        """Replace one partition's state with :meth:`snapshot_partition` output (trusted input)."""
-        try:
-            state = pickle.loads(blob)
-        except Exception as exc:
-            raise SnapshotError(
-                f"cannot read the state of {lane} partition {partition} "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-        if not isinstance(state, Partition):
-            raise SnapshotError(
-                f"state of {lane} partition {partition} is a {type(state).__name__}"
-            )
-        self._partitions[lane, partition] = state
 
     def adopt_partition(self, lane: str, partition: int, state: Partition) -> None:
         """Run one partition from ``state`` (restored by the caller) from now on."""

@@ -314,21 +314,25 @@ class Processor:
                 self.accepted.append((stream, partition, event))
 
     def downstream_record(
-        self, regroup: Regroup, partition: int, upstreams: int, record: Record, topic: str
+        self,
+        regroup: Regroup,
+        partition: int,
+        upstreams: int,
+        record: Record,
+        topic: str,
+        out: BatchOutput | None = None,
     ) -> BatchOutput:
-        """One record of an internal topic: decode the envelope, then :meth:`downstream`."""
+        """One record of an internal topic: decode the envelope, then :meth:`downstream`.
+
+        A record that is no envelope, or names an upstream partition that does
+        not exist, is dead-lettered whole. ``out``: add to this output.
+        """
+        if out is None:
+            out = BatchOutput()
         value, key, source = record
         try:
             envelope = decode_envelope(value)
-        except InvalidEvent as exc:
-            out = BatchOutput()
-            if regroup.counts:  # a copy that counts nothing (by authority) counts this neither
-                out.outcomes[INVALID] += 1
-            out.dead_letters.append(
-                DeadLetter(regroup.stream, value, key, exc.reason, exc.category, source)
-            )
-            return out
-        try:
+            # Merge.add checks the upstream before it queues anything: nothing half-taken.
             return self.downstream(
                 regroup,
                 partition,
@@ -338,10 +342,10 @@ class Processor:
                 envelope.frontier,
                 envelope.halves,
                 topic,
+                out,
             )
-        except InvalidEvent as exc:  # an upstream partition that does not exist
-            out = BatchOutput()
-            if regroup.counts:
+        except InvalidEvent as exc:
+            if regroup.counts:  # a copy that counts nothing (by authority) counts this neither
                 out.outcomes[INVALID] += 1
             out.dead_letters.append(
                 DeadLetter(regroup.stream, value, key, exc.reason, exc.category, source)

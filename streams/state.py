@@ -151,7 +151,6 @@ class StateStore:
         self._current: dict[str, tuple[str, int]] = {}
         self.writer = uuid.uuid4().hex[:12]
         self.last_seconds = 0.0
-        self.last_bytes = 0
 
     def partition_of(self, partition: int) -> int:
         """The state topic's partition that holds the tasks of input partition ``partition``."""
@@ -189,7 +188,6 @@ class StateStore:
                 await send(self.topic, None, key=f"{key}/{old_label}/{i}".encode(), partition=into)
         self._current[key] = (label, len(chunks))
         self.last_seconds = time.perf_counter() - started
-        self.last_bytes = len(blob)
 
     async def read(self, wanted: list[tuple[str, int]]) -> dict[str, TaskState]:
         """The newest saved state of each ``(topic, partition)`` task that has one."""

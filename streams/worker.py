@@ -285,15 +285,10 @@ class Worker:
         out = BatchOutput()
         upstreams = self.layout.inputs[regroup.stream]
         topic = self.settings.topic(regroup.stream)
+        judge = self.processor.downstream_record
         for record in records:
             source = Source(tp.topic, tp.partition, record.offset)
-            got = self.processor.downstream_record(
-                regroup, tp.partition, upstreams, (record.value, record.key, source), topic
-            )
-            out.alerts.extend(got.alerts)
-            out.dead_letters.extend(got.dead_letters)
-            out.outcomes.update(got.outcomes)
-            out.event_times.extend(got.event_times)
+            judge(regroup, tp.partition, upstreams, (record.value, record.key, source), topic, out)
         return out
 
     async def _ship(self, regroup: Regroup, shipments: list[Shipment], sends: list[Any]) -> None:
@@ -377,9 +372,14 @@ class Worker:
                 frontier = task.state.max_ts + self.settings.max_skew
             if frontier == task.frontier:
                 continue
-            n = self.layout.inputs[task.stream]
-            through = task.state.position - 1
-            shipments = [Shipment(q, tp.partition, through, frontier, []) for q in range(n)]
+            _, shipments = self.processor.upstream(
+                task.stream,
+                tp.partition,
+                [],
+                self.layout.inputs[task.stream],
+                frontier=frontier,
+                through=task.state.position - 1,
+            )
             await self._ship(regroup, shipments, sends)
             task.frontier = frontier
         await self._settle(sends)
@@ -608,11 +608,11 @@ class Worker:
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
             try:
                 self.metrics.record_engine(self.engine)
-                self.metrics.record_consumer_lag(await self._lags())
+                self.metrics.record_consumer_lag(self._lags())
             except Exception:  # metrics must never stop the worker
                 logger.debug("gauge refresh failed", exc_info=True)
 
-    async def _lags(self) -> dict[tuple[str, int], int]:
+    def _lags(self) -> dict[tuple[str, int], int]:
         consumer = self.consumer
         lags: dict[tuple[str, int], int] = {}
         if consumer is None:
