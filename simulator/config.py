@@ -15,6 +15,27 @@ from datetime import date
 
 from detectors.errors import ConfigError
 
+#: Variant families that only held-out worlds hold (README "Judging detectors").
+#: Each pattern and each lawful look-alike comes in several families; a world
+#: with ``families = "tuning"`` leaves these out, so detectors are tuned on the
+#: rest and judged on worlds that also hold these. Names are the actors' names.
+HELD_OUT_FAMILIES = frozenset(
+    {
+        # payments
+        "pyramid_fixed_fee",  # a gifting circle: one fixed entry fee, paid up the line
+        "kassa",  # a rotating savings group whose members pay the month's taker directly
+        "pooled_mule",  # a mule that pools two or three inflows and passes on the total
+        "family_relay",  # a relative's money passed on to another relative
+        # payroll
+        "micro_layoff",  # a micro or small employer cutting three or four people
+        # inspections
+        "multi_authority",  # a business visited by several authorities, one on an exempt ground
+        "onset_rogue",  # an inspector who keeps visiting small businesses after the start
+        "edge_honest",  # honest inspectors whose work shifts at the moratorium's edges
+    }
+)
+FAMILY_SETS = ("all", "tuning")
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -68,6 +89,13 @@ class SimConfig:
     exempt_repeats_n: int = 6  # lawful: repeated visits on exempt grounds
     violation_share: float = 0.003  # ordinary inspectors' slips during the moratorium
 
+    # -- variant families -----------------------------------------------------------
+    families: str = "all"  # "tuning" leaves out HELD_OUT_FAMILIES
+
+    def has(self, family: str) -> bool:
+        """Does this world hold ``family`` (a held-out one only when all are held)?"""
+        return self.families == "all" or family not in HELD_OUT_FAMILIES
+
     def scaled(self, count: int, scale: float) -> int:
         """A count at ``scale``: never below one, so every pattern appears."""
         return max(1, round(count * scale))
@@ -109,6 +137,8 @@ def _out_of_range(name: str, value: object) -> str | None:
     """Why an overridden value makes no sense, or None."""
     if isinstance(value, date):
         return None
+    if isinstance(value, str):
+        return None if value in FAMILY_SETS else f"expected one of {', '.join(FAMILY_SETS)}"
     numbers = value if isinstance(value, tuple) else (value,)
     if not all(math.isfinite(n) and n >= 0 for n in numbers):
         return "expected a finite number >= 0"
