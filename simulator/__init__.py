@@ -54,7 +54,11 @@ def simulate(
     config: SimConfig | None = None,
     on_line=None,
 ) -> SimulationResult:
-    """Write ``out_dir/events.jsonl`` and ``out_dir/truth.json``; return what was written."""
+    """Write ``out_dir/events.jsonl``, ``truth.json`` and ``lawful.json``; return what was written.
+
+    ``lawful.json`` (not part of the contract) lists the lawful look-alikes' entities by
+    family, for ``kuzet worlds`` to count the alerts raised on them.
+    """
     config = config or SimConfig()
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -63,6 +67,8 @@ def simulate(
         stats = write_stream(world, out, on_line)
     truth = world.truth()
     (out_dir / "truth.json").write_bytes(msgspec.json.format(msgspec.json.encode(truth)))
+    lawful = msgspec.json.format(msgspec.json.encode(world.look_alikes()))
+    (out_dir / "lawful.json").write_bytes(lawful)
     findings: dict[str, int] = {}
     for finding in truth["findings"]:
         findings[finding["kind"]] = findings.get(finding["kind"], 0) + 1

@@ -27,7 +27,8 @@ HELD_OUT_FAMILIES = frozenset(
         "pooled_mule",  # a mule that pools two or three inflows and passes on the total
         "family_relay",  # a relative's money passed on to another relative
         # payroll
-        "micro_layoff",  # a micro or small employer cutting three or four people
+        "micro_layoff",  # a micro or small employer (5-15 staff) cutting three to five people
+        "disguised_layoff",  # a layoff with a quarter to half of it recorded as 'other' reasons
         # inspections
         "multi_authority",  # a business visited by several authorities, one on an exempt ground
         "onset_rogue",  # an inspector who keeps visiting small businesses after the start
@@ -61,6 +62,12 @@ class SimConfig:
     mules_n: int = 15
     mule_forward_share: tuple[float, float] = (0.80, 0.98)
     mule_forward_hours: tuple[float, float] = (0.5, 8.0)
+    payroll_agents_n: int = 10  # an agent pays an employer's lump out to its staff (look-alike)
+    # Held-out families (HELD_OUT_FAMILIES): none in a tuning world.
+    kassas_n: int = 30  # rotating savings groups without an organiser (look-alike)
+    fixed_fee_pyramids_n: int = 4  # gifting circles: one fixed fee, often not a round sum
+    pooled_mules_n: int = 8  # mules that pass on two or three inflows in one payment
+    family_relays_n: int = 60  # people passing a relative's money on to another (look-alike)
 
     # -- payroll ------------------------------------------------------------------
     employers_n: int = 800
@@ -73,6 +80,12 @@ class SimConfig:
     arrears_n: int = 30
     creeping_n: int = 16  # employers whose pay day drifts later until they miss it
     layoffs_n: int = 14
+    department_layoffs_n: int = 2  # a large employer closing a department: 50-120 people
+    department_trims_n: int = 3  # lawful: a large employer making 6-20 people redundant
+    other_reason_share: float = 0.05  # of ordinary leavers, those leaving for 'other' reasons
+    # Held-out families (HELD_OUT_FAMILIES): none in a tuning world.
+    micro_layoffs_n: int = 8  # micro and small employers cutting three to five people
+    disguised_layoffs_n: int = 3  # layoffs partly recorded as 'other' reasons
     due_day: int = 10
 
     # -- inspections --------------------------------------------------------------
@@ -88,6 +101,14 @@ class SimConfig:
     follow_up_chains_n: int = 10  # lawful: an inspection and its follow-ups
     exempt_repeats_n: int = 6  # lawful: repeated visits on exempt grounds
     violation_share: float = 0.003  # ordinary inspectors' slips during the moratorium
+    # Variant families (simulator/inspections.py; HELD_OUT_FAMILIES says which are held out).
+    multi_authority_n: int = 6  # businesses visited by 3-4 authorities within three weeks
+    onset_rogues_n: int = 3  # inspectors whose small-business habit outlasts the start
+    edge_honest_n: int = 8  # honest inspectors whose work shifts at an edge
+    # An authority's volume inside the moratorium as a share of its usual, drawn per
+    # authority. 1 by default: at the domain notes' fifth, monthly counts are so small
+    # that a volume rogue at 3-4x is within Poisson noise of a busy peer for months.
+    moratorium_cut: tuple[float, float] = (1.0, 1.0)
 
     # -- variant families -----------------------------------------------------------
     families: str = "all"  # "tuning" leaves out HELD_OUT_FAMILIES

@@ -127,6 +127,8 @@ class World:
         self._ids: dict[str, int] = {}
         self._actors: list[tuple[str, Actor]] = []
         self.reordered = 0  # events an actor yielded out of order (held at its last time)
+        #: Lawful look-alikes by family: the entities no detector should alert on.
+        self.lawful: dict[str, set[str]] = {}
 
     # -- services for actors ------------------------------------------------------
 
@@ -144,6 +146,10 @@ class World:
         found = Finding(kind, entity, start)
         self.findings.append(found)
         return found
+
+    def lawful_as(self, family: str, *entities: str) -> None:
+        """Record ``entities`` as members of a lawful look-alike ``family`` (lawful.json)."""
+        self.lawful.setdefault(family, set()).update(entities)
 
     def add(self, name: str, actor: Actor) -> None:
         self._actors.append((name, actor))
@@ -175,6 +181,20 @@ class World:
                 counter += 1
                 heapq.heapreplace(heap, (following[0], counter, following, actor))
             yield emitted
+
+    def look_alikes(self) -> dict[str, Any]:
+        """lawful.json: per look-alike family, the entities that are lawful.
+
+        Not part of the contract: ``kuzet worlds`` counts the alerts on them. An entity
+        that also shows a true pattern (a kassa member recruited as a mule) is left out.
+        """
+        patterned = {f.entity for f in self.findings}
+        return {
+            "families": {
+                family: sorted(entities - patterned)
+                for family, entities in sorted(self.lawful.items())
+            }
+        }
 
     def truth(self) -> dict[str, Any]:
         """truth.json: the findings whose pattern started inside the world."""

@@ -194,6 +194,7 @@ def growing_merchant(world: World, index: int, persons: int, special: _Special) 
     rng = world.rng(f"growing/{index}")
     me = special.take()
     supplier = special.take()
+    world.lawful_as("growing_merchant", me)
     opening = world.start + rng.uniform(0, 0.7) * (world.end - world.start)
     growth, cap = rng.uniform(1.08, 1.25), rng.uniform(30, 150)
     agenda = _Agenda()
@@ -233,6 +234,7 @@ def charity(world: World, index: int, persons: int, special: _Special) -> Actor:
     """A donation drive: a burst of new donors with round gifts, then grants out."""
     rng = world.rng(f"charity/{index}")
     me, beneficiary = special.take(), special.take()
+    world.lawful_as("charity", me, beneficiary)
     launch = world.start + rng.uniform(0, 0.8) * (world.end - world.start)
     days, peak = rng.randint(7, 21), rng.uniform(20, 150)
     collected, last = 0.0, launch
@@ -265,6 +267,7 @@ def cooperative(world: World, index: int, persons: int, special: _Special) -> Ac
     rng = world.rng(f"coop/{index}")
     me = special.take()
     members = {acc(PERSONS + rng.randrange(persons)): 0.0 for _ in range(rng.randint(60, 250))}
+    world.lawful_as("cooperative", me, *members)
     rate = rng.uniform(0.008, 0.02)  # monthly interest
     month = world.start
     while month < world.end:
@@ -279,6 +282,7 @@ def cooperative(world: World, index: int, persons: int, special: _Special) -> Ac
             events.append(pay(world, ts, me, member, balance * rate, "transfer", "interest"))
         for _ in range(rng.randint(1, 4)):  # slow, steady growth
             members[acc(PERSONS + rng.randrange(persons))] = 0.0
+        world.lawful_as("cooperative", *members)
         yield from sorted(events, key=lambda e: e[0])
         month += 30 * DAY
 
@@ -288,6 +292,7 @@ def rosca(world: World, index: int, persons: int, special: _Special) -> Actor:
     rng = world.rng(f"rosca/{index}")
     organiser = special.take()
     members = [acc(PERSONS + rng.randrange(persons)) for _ in range(rng.randint(8, 15))]
+    world.lawful_as("rosca", organiser, *members)
     amount = rng.choice((20_000, 30_000, 50_000, 100_000))
     turn = rng.randrange(len(members))
     month = world.start + rng.uniform(0, 10) * DAY
@@ -352,6 +357,7 @@ def group_purchase(
     while ts < world.end:
         share = rng.choice((5_000, 10_000, 15_000, 20_000))
         friends = [acc(PERSONS + rng.randrange(persons)) for _ in range(rng.randint(8, 20))]
+        world.lawful_as("group_purchase", organiser, *friends)
         times = sorted(ts + rng.uniform(0, 20) * HOUR for _ in friends)
         for when, friend in zip(times, friends, strict=True):
             yield pay(world, when, friend, organiser, share, rng.choice(("transfer", "qr")))
@@ -371,6 +377,7 @@ def sweeping_shop(world: World, index: int, persons: int, special: _Special) -> 
     """A shop's account: many small takings, swept to the owner daily or weekly."""
     rng = world.rng(f"sweep/{index}")
     me, owner = special.take(), special.take()
+    world.lawful_as("sweeping_shop", me, owner)
     per_day, every = rng.uniform(5, 30), rng.choice((1, 7))
     day, takings = 0, 0.0
     emit: Emit = (world.start, "payments", {})
@@ -504,6 +511,242 @@ def mule(world: World, cfg: SimConfig, index: int, persons: int, special: _Speci
         yield emit
 
 
+def payroll_agent(world: World, index: int, persons: int, special: _Special) -> Actor:
+    """An agent paying an employer's monthly lump out to its staff within hours."""
+    rng = world.rng(f"agent/{index}")
+    me, employer = special.take(), special.take()
+    world.lawful_as("payroll_agent", me)
+    staff = [acc(PERSONS + rng.randrange(persons)) for _ in range(rng.randint(5, 40))]
+    wages = {person: round(rng.uniform(90_000, 400_000), -3) for person in staff}
+    month = world.start + rng.uniform(0, 20) * DAY
+    while month < world.end:
+        total = sum(wages.values()) * rng.uniform(1.0, 1.02)  # the agent's fee on top
+        yield pay(world, month, employer, me, total, "transfer", "salary fund")
+        ts = month + rng.uniform(0.5, 4) * HOUR
+        for person, wage in wages.items():
+            ts += rng.uniform(5, 120)
+            yield pay(world, ts, me, person, wage, "transfer", "salary")
+        month += rng.uniform(29, 31) * DAY
+
+
+def kassa(world: World, index: int, persons: int, merchants: int) -> Actor:
+    """A rotating savings group without an organiser (held-out family ``kassa``).
+
+    Each month every member pays the month's taker directly, within a few days,
+    the same sum; the taker then often spends or withdraws the pot at once.
+    Members are ordinary people, each with an everyday life of payments.
+    """
+    rng = world.rng(f"kassa/{index}")
+    members = list(dict.fromkeys(acc(PERSONS + rng.randrange(persons)) for _ in range(40)))
+    members = members[: rng.randint(6, 24)]
+    world.lawful_as("kassa", *members)
+    amount = rng.choice((20_000, 25_000, 30_000, 50_000, 50_000, 70_000, 100_000, 150_000))
+    spread = rng.uniform(0.3, 5.0)  # days the members take to pay in
+    purpose = rng.choice(("kassa", "kassa", "tanys", None))
+    turn = rng.randrange(len(members))
+    month = world.start + rng.uniform(0, 25) * DAY
+    while month < world.end:
+        taker = members[turn]
+        events = [
+            pay(
+                world,
+                _daytime(rng, month + rng.uniform(0, spread) * DAY),
+                member,
+                taker,
+                amount,
+                rng.choice(("transfer", "transfer", "qr")),
+                purpose,
+            )
+            for member in members
+            if member != taker
+        ]
+        pot, last = amount * len(events), max(e[0] for e in events)
+        roll = rng.random()
+        if roll < 0.35:  # withdrawn at once
+            events.append(
+                pay(
+                    world,
+                    last + rng.uniform(1, 30) * HOUR,
+                    taker,
+                    rng.choice(CASH_DESKS),
+                    round(pot * rng.uniform(0.6, 1.0), -3),
+                    "cash_out",
+                )
+            )
+        elif roll < 0.6:  # a big purchase
+            shop = acc(MERCHANTS + rng.randrange(merchants))
+            events.append(
+                pay(
+                    world,
+                    last + rng.uniform(2, 72) * HOUR,
+                    taker,
+                    shop,
+                    pot * rng.uniform(0.7, 1.0),
+                    "card",
+                )
+            )
+        turn = (turn + 1) % len(members)
+        yield from sorted(events, key=lambda e: e[0])
+        month += rng.uniform(28, 32) * DAY
+
+
+def fixed_fee_pyramid(
+    world: World, cfg: SimConfig, index: int, persons: int, special: _Special
+) -> Actor:
+    """A gifting circle (held-out family ``pyramid_fixed_fee``), a true pyramid.
+
+    Every recruit pays the circle one fixed fee, often not a round sum
+    (37,500, 64,000); once enough newer fees have come in, the circle pays an
+    earlier member a multiple of the fee ("the flower blooms") and the
+    organiser withdraws the rest. Growth is slow or fast.
+    """
+    rng = world.rng(f"giftpyramid/{index}")
+    organiser = special.take()
+    span = world.end - world.start
+    launch = world.start + rng.uniform(0.05, 0.75) * span
+    growth = rng.uniform(*cfg.pyramid_growth)
+    low, high = cfg.pyramid_days
+    lifetime = rng.randint(low, high)
+    fee = rng.choice((37_500, 45_000, 50_000, 64_000, 75_000, 100_000, 120_000, 33_333))
+    multiple = rng.choice((4, 6, 8))  # a member is paid this many fees once "bloomed"
+    finding = world.finding("pyramid_scheme", organiser, launch)
+    recruits, members, paid_out, pot = rng.uniform(1.5, 5), [], 0, 0.0
+    purpose = rng.choice(("gift", "podarok", "vznos", None))
+    for day in range(lifetime):
+        start = launch + day * DAY
+        count = poisson(rng, min(recruits * growth**day, max(20.0, 0.01 * persons)))
+        times = sorted(_daytime(rng, start) for _ in range(count))
+        if day == 0:
+            times = [launch, *times]
+        for ts in times:
+            member = acc(PERSONS + rng.randrange(persons))
+            emit = pay(world, ts, member, organiser, fee, rng.choice(("transfer", "qr")), purpose)
+            finding.add(emit[2]["event_id"])
+            members.append(member)
+            pot += fee
+            yield emit
+            # Each earlier member blooms once the circle holds 2 * multiple newer fees.
+            if paid_out < len(members) - 2 * multiple and pot >= multiple * fee:
+                out = pay(
+                    world,
+                    ts + rng.uniform(0.5, 6) * HOUR,
+                    organiser,
+                    members[paid_out],
+                    multiple * fee,
+                    "transfer",
+                    purpose,
+                )
+                pot -= multiple * fee
+                paid_out += 1
+                yield out
+        if pot > 10 * fee and rng.random() < 0.4:
+            cash = pot * rng.uniform(0.3, 0.6)
+            pot -= cash
+            yield pay(
+                world,
+                max(start + rng.uniform(20, 23) * HOUR, times[-1] + 600)
+                if times
+                else start + 22 * HOUR,
+                organiser,
+                rng.choice(CASH_DESKS),
+                cash,
+                "cash_out",
+            )
+
+
+def pooled_mule(world: World, cfg: SimConfig, index: int, persons: int, special: _Special) -> Actor:
+    """A mule that pools inflows (held-out family ``pooled_mule``), a true pattern.
+
+    Two or three victims' payments come in, and their total less a cut leaves in
+    one payment: to a handler, to a fresh account, or as cash. Half the mules
+    are people's own everyday accounts, recruited, not fresh ones.
+    """
+    rng = world.rng(f"pooledmule/{index}")
+    me = acc(PERSONS + rng.randrange(persons)) if rng.random() < 0.5 else special.take()
+    handler = special.take()
+    begin = world.start + rng.uniform(0.05, 0.9) * (world.end - world.start)
+    finding = world.finding("mule_account", me, begin)
+    days = rng.uniform(0.5, 4)
+    inflows = sorted(
+        [begin] + [begin + rng.uniform(0, days) * DAY for _ in range(rng.randint(4, 24))]
+    )
+    share = rng.uniform(*cfg.mule_forward_share)
+    pooled: list[float] = []
+    for k, ts in enumerate(inflows):
+        amount = round(rng.uniform(20_000, 400_000), -2) + rng.choice((0, 0, 50, 17))
+        emit = pay(
+            world,
+            ts,
+            acc(PERSONS + rng.randrange(persons)),
+            me,
+            amount,
+            rng.choice(("transfer", "card", "qr")),
+        )
+        finding.add(emit[2]["event_id"])
+        yield emit
+        pooled.append(amount)
+        following = inflows[k + 1] if k + 1 < len(inflows) else float("inf")
+        out_at = ts + rng.uniform(*cfg.mule_forward_hours) * HOUR
+        if len(pooled) >= rng.choice((2, 3)) or out_at < following or k + 1 == len(inflows):
+            if out_at >= following:  # pass on before the next victim pays
+                out_at = ts + (following - ts) * rng.uniform(0.3, 0.9)
+            out = sum(pooled) * share
+            roll = rng.random()
+            if roll < 0.4:
+                emit = pay(world, out_at, me, rng.choice(CASH_DESKS), round(out, -3), "cash_out")
+            elif roll < 0.8:
+                emit = pay(world, out_at, me, handler, out, "transfer")
+            else:
+                emit = pay(world, out_at, me, special.take(), out, "transfer")
+            finding.add(emit[2]["event_id"])
+            pooled = []
+            yield emit
+
+
+def family_relay(world: World, index: int, persons: int) -> Actor:
+    """Relatives' support passed on (held-out look-alike ``family_relay``).
+
+    One to three relatives send a person money around their pay day, month after
+    month, and the person passes most of it on within hours to another relative
+    (parents, a student child) or takes it out in cash, in one payment or one
+    by one.
+    """
+    rng = world.rng(f"relay/{index}")
+    me = acc(PERSONS + rng.randrange(persons))
+    senders = [acc(PERSONS + rng.randrange(persons)) for _ in range(rng.randint(1, 3))]
+    receiver = acc(PERSONS + rng.randrange(persons))
+    world.lawful_as("family_relay", me)
+    pooled = rng.random() < 0.5
+    cash = rng.random() < 0.3
+    amounts = {s: rng.choice((20_000, 30_000, 50_000, 70_000, 100_000, 150_000)) for s in senders}
+    month = world.start + rng.uniform(0, 28) * DAY
+    while month < world.end:
+        events, total, last = [], 0.0, month
+        for sender in senders:
+            ts = _daytime(rng, month + rng.uniform(0, 1.5) * DAY)
+            amount = amounts[sender] * rng.choice((1, 1, 1, 0.5, 2))
+            events.append(pay(world, ts, sender, me, amount, "transfer"))
+            total, last = total + amount, max(last, ts)
+            if not pooled:
+                out = amount * rng.uniform(0.7, 1.0)
+                at = ts + rng.uniform(0.5, 10) * HOUR
+                if cash:
+                    events.append(
+                        pay(world, at, me, rng.choice(CASH_DESKS), round(out, -3), "cash_out")
+                    )
+                else:
+                    events.append(pay(world, at, me, receiver, round(out, -3), "transfer"))
+        if pooled:
+            at = last + rng.uniform(0.5, 10) * HOUR
+            out = round(total * rng.uniform(0.6, 1.0), -3)
+            if cash:
+                events.append(pay(world, at, me, rng.choice(CASH_DESKS), out, "cash_out"))
+            else:
+                events.append(pay(world, at, me, receiver, out, "transfer"))
+        yield from sorted(events, key=lambda e: e[0])
+        month += rng.uniform(27, 33) * DAY
+
+
 def add_payments(world: World, cfg: SimConfig, scale: float) -> None:
     """Put every payments actor of the world in place."""
     n = lambda count: cfg.scaled(count, scale)  # noqa: E731
@@ -529,3 +772,18 @@ def add_payments(world: World, cfg: SimConfig, scale: float) -> None:
         world.add(f"pyramid/{i}", pyramid(world, cfg, i, persons, special))
     for i in range(n(cfg.mules_n)):
         world.add(f"mule/{i}", mule(world, cfg, i, persons, special))
+    for i in range(n(cfg.payroll_agents_n)):
+        world.add(f"agent/{i}", payroll_agent(world, i, persons, special))
+    # Held-out families: only in worlds that hold them all.
+    if cfg.has("kassa"):
+        for i in range(n(cfg.kassas_n)):
+            world.add(f"kassa/{i}", kassa(world, i, persons, merchants))
+    if cfg.has("pyramid_fixed_fee"):
+        for i in range(n(cfg.fixed_fee_pyramids_n)):
+            world.add(f"giftpyramid/{i}", fixed_fee_pyramid(world, cfg, i, persons, special))
+    if cfg.has("pooled_mule"):
+        for i in range(n(cfg.pooled_mules_n)):
+            world.add(f"pooledmule/{i}", pooled_mule(world, cfg, i, persons, special))
+    if cfg.has("family_relay"):
+        for i in range(n(cfg.family_relays_n)):
+            world.add(f"relay/{i}", family_relay(world, i, persons))

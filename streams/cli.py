@@ -201,6 +201,7 @@ def _simulate_command(parser: argparse.ArgumentParser) -> Handler:
         print(f"wrote {args.out / 'truth.json'}: {sum(result.findings.values()):,} findings")
         for kind, count in sorted(result.findings.items()):
             print(f"  {kind:<22} {count:>6,}")
+        print(f"wrote {args.out / 'lawful.json'}: the lawful look-alikes, for `kuzet worlds`")
         return 0
 
     return run
@@ -288,7 +289,7 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = 
     ("backtest", "run the detectors offline over a historical stream file", _backtest_command),
     (
         "simulate",
-        "write a labelled synthetic stream: DIR/events.jsonl, DIR/truth.json",
+        "write a labelled synthetic stream: DIR/events.jsonl, DIR/truth.json (and DIR/lawful.json)",
         _simulate_command,
     ),
     (

@@ -15,7 +15,10 @@ sums up per kind over the worlds:
   is averaged away by the others';
 - the largest alert rate per 10,000 events of the kind's stream;
 - the macro F1 of each world (the mean F1 over the kinds with truth in it),
-  its minimum and median over the worlds.
+  its minimum and median over the worlds;
+- the alerts of any kind on the lawful look-alikes the simulator lists in each
+  world's ``lawful.json`` (savings groups, charities, cooperatives, group
+  purchases, ...), per family: none is the aim.
 
 Roles keep tuning apart from judging: ``held-out`` worlds (the default
 selection) use seeds the tests and the README never use, and a spec whose
@@ -254,6 +257,45 @@ def _run_world(task: _Task) -> dict[str, Any]:
     )
     card = summary.scorecard(truth)
     return {
+        **_world_fields(task, reused, summary, simulate_seconds, card.to_dict()),
+        "look_alikes": look_alike_alerts(folder),
+    }
+
+
+def look_alike_alerts(folder: Path) -> dict[str, Any]:
+    """Alerts on the world's lawful look-alikes (``lawful.json``), per family.
+
+    Per family: how many entities it has, how many of them got any alert (of any
+    kind), and the alerts by kind. A world written before ``lawful.json`` existed
+    has none to count.
+    """
+    lawful_path = folder / "lawful.json"
+    if not lawful_path.is_file():
+        return {}
+    families = json.loads(lawful_path.read_text())["families"]
+    family_of: dict[str, list[str]] = {}
+    for family, entities in families.items():
+        for entity in entities:
+            family_of.setdefault(entity, []).append(family)
+    counts = {f: {"entities": len(e), "alerted": set(), "kinds": {}} for f, e in families.items()}
+    with open(folder / "alerts.jsonl", "rb") as alerts:
+        for line in alerts:
+            alert = json.loads(line)
+            for family in family_of.get(alert["entity"], ()):
+                counted = counts[family]
+                counted["alerted"].add(alert["entity"])
+                counted["kinds"][alert["kind"]] = counted["kinds"].get(alert["kind"], 0) + 1
+    return {
+        f: {**c, "alerted": len(c["alerted"]), "kinds": dict(sorted(c["kinds"].items()))}
+        for f, c in counts.items()
+    }
+
+
+def _world_fields(
+    task: _Task, reused: bool, summary: Any, simulate_seconds: float, card: dict[str, Any]
+) -> dict[str, Any]:
+    spec, folder = task.spec, task.folder
+    return {
         "name": spec.name,
         "role": spec.role,
         "seed": spec.seed,
@@ -268,8 +310,8 @@ def _run_world(task: _Task) -> dict[str, Any]:
         "records": summary.records,
         "simulate_seconds": round(simulate_seconds, 2),
         "backtest_seconds": round(summary.seconds, 2),
-        "macro_f1": macro_f1(card.to_dict()),
-        "scorecard": card.to_dict(),
+        "macro_f1": macro_f1(card),
+        "scorecard": card,
     }
 
 
@@ -369,7 +411,16 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
             },
         }
     macros = [(r["macro_f1"], r["name"]) for r in results if r["macro_f1"] is not None]
+    look_alikes: dict[str, dict[str, Any]] = {}
+    for r in results:
+        for family, c in r.get("look_alikes", {}).items():
+            total = look_alikes.setdefault(family, {"entities": 0, "alerted": 0, "kinds": {}})
+            total["entities"] += c["entities"]
+            total["alerted"] += c["alerted"]
+            for kind, n in c["kinds"].items():
+                total["kinds"][kind] = total["kinds"].get(kind, 0) + n
     return {
+        "look_alikes": dict(sorted(look_alikes.items())),
         "worlds": len(results),
         "ttd_p90": "the largest of the worlds' p90 times to detect (each world's own p90)",
         "kinds": kinds,
@@ -442,6 +493,15 @@ def render(summary: dict[str, Any], results: list[dict[str, Any]], label: str = 
     )  # fmt: skip
     if macro["min"] is None or macro["min"] < MACRO_F1_TARGET:
         short.append(f"macro F1 min {_ratio(macro['min'])} < {MACRO_F1_TARGET}")
+    if summary.get("look_alikes"):
+        lines += [
+            "",
+            "Alerts on lawful look-alikes (entities alerted / entities, over the worlds):",
+        ]
+        for family, c in summary["look_alikes"].items():
+            kinds = ", ".join(f"{kind} {n}" for kind, n in c["kinds"].items())
+            counted = f"  {family:<24}{c['alerted']:>6} / {c['entities']:<8}"
+            lines.append(counted + ("  " + kinds if kinds else ""))
     lines += [
         "",
         "Minima count, never the best world. F1, P (precision), R (recall) per entity "

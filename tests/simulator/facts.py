@@ -205,9 +205,30 @@ def prohibited(event: dict[str, Any]) -> bool:
     )
 
 
-def repeatable(event: dict[str, Any]) -> bool:
-    """A visit that counts towards a repeat inspection: not exempt, not a follow-up."""
-    return event["basis"] not in EXEMPT and event["basis"] != "follow_up"
+#: An authority back on an exempt ground within this many days continues its case.
+CASE_DAYS = 60
+
+
+def opening(visits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The visits (of one business, in time order) that each open a matter of their own.
+
+    The repeat-inspection typology: every visit is an intrusion, whatever its
+    ground, except one that continues a matter: a follow-up, or an authority's
+    visit on an exempt ground within CASE_DAYS of its previous exempt-ground visit
+    to the business (the same case).
+    """
+    last_exempt: dict[str, float] = {}  # authority -> its last exempt-ground visit
+    out = []
+    for event in visits:
+        if event["basis"] == "follow_up":
+            continue
+        if event["basis"] in EXEMPT:
+            before = last_exempt.get(event["authority"])
+            last_exempt[event["authority"]] = event["_t"]
+            if before is not None and event["_t"] - before <= CASE_DAYS * DAY:
+                continue
+        out.append(event)
+    return out
 
 
 def most_within(times: list[float], window: float) -> tuple[int, float]:

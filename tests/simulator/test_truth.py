@@ -12,9 +12,10 @@ Failures list every counterexample with its figures.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, datetime
 from itertools import pairwise
+from typing import Any
 
 from tests.simulator.conftest import World
 from tests.simulator.facts import (
@@ -36,11 +37,11 @@ from tests.simulator.facts import (
     local_midnight,
     most_payers_in_a_week,
     most_within,
+    opening,
     paid_back_to_payers,
     pay_days,
     peer_median,
     prohibited,
-    repeatable,
     staff_of,
     visits_by_business,
 )
@@ -176,7 +177,7 @@ def test_arrears_findings_list_underpaid_accruals_from_the_first_missed_due_date
             due_instant(key[2])
             for key in led.accruals
             if key[0] == employer
-            and due_instant(key[2]) + 2 * DAY < any_world.end
+            and due_instant(key[2]) + 2 * DAY <= any_world.end
             and led.shortfall(key, due_instant(key[2])) > TOLERANCE
         ]
         if not missed or f["_t"] != min(missed):
@@ -192,7 +193,7 @@ def test_no_unlabelled_employer_is_in_arrears(any_world: World) -> None:
     problems = []
     for key in led.accruals:
         due = due_instant(key[2])
-        if key[0] in labelled or due + 2 * DAY >= any_world.end:
+        if key[0] in labelled or due + 2 * DAY > any_world.end:  # undecidable in the world
             continue
         if (short := led.shortfall(key, due)) > TOLERANCE:
             problems.append(
@@ -252,46 +253,7 @@ def test_payroll_anomalies_start_when_the_pay_day_drifts(any_world: World) -> No
 # -- mass_layoff ------------------------------------------------------------------------------
 
 
-def test_mass_layoffs_cut_a_large_share_for_redundancy(any_world: World) -> None:
-    staff = staff_of(any_world.events["payroll"])
-    payroll = any_world.events["payroll"]
-    problems = []
-    for employer, f in by_kind(any_world.truth, "mass_layoff").items():
-        cited = [payroll[i] for i in f["event_ids"]]
-        headcount = staff[employer].headcount(f["_t"])
-        reasons = {e.get("reason") for e in cited}
-        late = [e["ts"] for e in cited if not 0 <= e["_t"] - f["_t"] <= 21 * DAY]
-        # Counted from the stream: a finding lists at most 100 of a large layoff's events.
-        times = [t for t, _ in staff[employer].terminations("redundancy")]
-        count = count_within(times, f["_t"], 21 * DAY)
-        if (
-            reasons != {"redundancy"}
-            or {e["type"] for e in cited} != {"termination"}
-            or count < 5
-            or count < 0.3 * headcount
-            or late
-        ):
-            problems.append(
-                f"{employer} at {f['start']}: {count} redundancies within 21 days "
-                f"({len(cited)} listed, reasons {reasons}) of {headcount} staff; listed "
-                f"events outside the 21 days: {late}"
-            )
-    assert not problems, "\n".join(problems)
-
-
-def test_no_unlabelled_mass_layoff(any_world: World) -> None:
-    labelled = by_kind(any_world.truth, "mass_layoff")
-    problems = []
-    for employer, staff in staff_of(any_world.events["payroll"]).items():
-        if employer in labelled:
-            continue
-        times = [t for t, _ in staff.terminations("redundancy")]
-        for t in times:
-            count = count_within(times, t, 30 * DAY)
-            if count >= 5 and count >= 0.3 * staff.headcount(t):
-                problems.append(f"{employer}: {count} redundancies from {iso(t)}")
-                break
-    assert not problems, "\n".join(problems)
+# The mass layoff typology (labels both ways, every family): tests/simulator/test_payroll.py.
 
 
 def test_seasonal_contract_ends_are_unlabelled_look_alikes(any_world: World) -> None:
@@ -314,11 +276,14 @@ def test_seasonal_contract_ends_are_unlabelled_look_alikes(any_world: World) -> 
 
 
 def _repeat_times(world: World) -> dict[str, list[float]]:
+    """Per business, the times of the visits that open a matter of their own."""
     visits = visits_by_business(world.events["inspections"])
-    return {b: [e["_t"] for e in v if repeatable(e)] for b, v in visits.items()}
+    return {b: [e["_t"] for e in opening(v)] for b, v in visits.items()}
 
 
-def test_repeat_inspections_are_three_visits_within_45_days(any_world: World) -> None:
+def test_repeat_inspections_are_three_matters_within_45_days(any_world: World) -> None:
+    """Three visits opening a matter each, whatever their grounds (a prosecutor's order
+    among them does not make three authorities in three weeks fewer)."""
     times = _repeat_times(any_world)
     problems = []
     for business, f in by_kind(any_world.truth, "repeat_inspection").items():
@@ -326,8 +291,8 @@ def test_repeat_inspections_are_three_visits_within_45_days(any_world: World) ->
         if count < 3:
             visits = visits_by_business(any_world.events["inspections"])[business]
             problems.append(
-                f"{business} from {f['start']}: {count} non-exempt, non-follow-up visits "
-                f"within 45 days; visits {[(e['ts'], e['basis']) for e in visits]}"
+                f"{business} from {f['start']}: {count} visits opening a matter within 45 "
+                f"days; visits {[(e['ts'], e['authority'], e['basis']) for e in visits]}"
             )
     assert not problems, "\n".join(problems)
 
@@ -342,6 +307,26 @@ def test_no_unlabelled_repeat_inspection(any_world: World) -> None:
             shown = [(e["ts"], e["inspector"], e["basis"]) for e in visits[business]]
             problems.append(f"{business}: {count} visits from {iso(first)}: {shown}")
     assert not problems, f"{len(problems)} unlabelled:\n" + "\n".join(problems[:20])
+
+
+def test_three_authorities_in_three_weeks_one_on_an_exempt_ground_are_labelled(
+    any_world: World,
+) -> None:
+    """Issue 13's missed case (the multi_authority family): three or more authorities
+    within three weeks, one or more on an exempt ground, is a true repeat pattern."""
+    labelled = by_kind(any_world.truth, "repeat_inspection")
+    found, problems = 0, []
+    for business, visits in visits_by_business(any_world.events["inspections"]).items():
+        for i, first in enumerate(visits):
+            window = [e for e in visits[i:] if e["_t"] - first["_t"] <= 23 * DAY]
+            exempt = any(e["basis"] in EXEMPT for e in window)
+            if len({e["authority"] for e in window}) >= 3 and exempt:
+                found += 1
+                if business not in labelled:
+                    problems.append(f"{business}: {[(e['ts'], e['authority']) for e in window]}")
+                break
+    assert found, "no business visited by three authorities in three weeks, one exempt"
+    assert not problems, "\n".join(problems)
 
 
 def test_lawful_repeat_visits_are_unlabelled_look_alikes(any_world: World) -> None:
@@ -416,16 +401,137 @@ def test_no_unflagged_inspector_works_at_two_and_a_half_times_its_peers(
     assert not problems, "\n".join(problems)
 
 
+def _by_inspector(world: World) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in world.events["inspections"].values():
+        out[event["inspector"]].append(event)
+    for visits in out.values():
+        visits.sort(key=lambda e: e["_t"])
+    return out
+
+
+def _hounded(visits: list[dict[str, Any]]) -> set[str]:
+    """Businesses one inspector visited three times or more within 45 days, everyday grounds."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for e in visits:
+        if e["basis"] not in EXEMPT and e["basis"] != "follow_up":
+            times[e["business"]].append(e["_t"])
+    return {b for b, t in times.items() if most_within(t, 45 * DAY)[0] >= 3}
+
+
+def test_inspector_findings_start_where_the_pattern_does(any_world: World) -> None:
+    """Never at a habit the law allows in its era (issue 13: a "violator" visiting small
+    businesses before or after the moratorium was labelled): the start is a prohibited
+    inspection, a visit to a business the inspector hounds, or a volume rogue's visit."""
+    inspections = any_world.events["inspections"]
+    authority_of = authorities(inspections)
+    flagged = by_kind(any_world.truth, "inspector_anomaly")
+    mine = _by_inspector(any_world)
+    problems = []
+    for who, f in flagged.items():
+        first = min((inspections[i] for i in f["event_ids"]), key=lambda e: e["_t"])
+        volume = inspector_stats(inspections, f["_t"])
+        busy = volume[who].count >= 1.8 * peer_median(
+            volume, authority_of, who, "count", set(flagged)
+        )
+        if not (prohibited(first) or first["business"] in _hounded(mine[who]) or busy):
+            problems.append(
+                f"{who} from {f['start']}: {first['business_size']} {first['basis']}, "
+                f"neither prohibited, nor hounding, nor a volume rogue's"
+            )
+    assert not problems, "\n".join(problems)
+
+
+def test_no_unlabelled_inspector_breaks_the_moratorium_or_hounds_habitually(
+    any_world: World,
+) -> None:
+    """Against the law at that moment: four prohibited inspections within 60 days, or a
+    business visited three times within 45 days on everyday grounds, is a labelled habit."""
+    flagged = by_kind(any_world.truth, "inspector_anomaly")
+    problems = []
+    for who, visits in _by_inspector(any_world).items():
+        if who in flagged:
+            continue
+        count, first = most_within([e["_t"] for e in visits if prohibited(e)], 60 * DAY)
+        if count >= 4:
+            problems.append(f"{who}: {count} prohibited inspections from {iso(first)}")
+        if hounded := _hounded(visits):
+            problems.append(f"{who}: hounds {sorted(hounded)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_small_business_habit_is_labelled_from_its_first_prohibited_visit(
+    onset_world: World,
+) -> None:
+    """Across the start: an inspector who visits micro and small businesses on everyday
+    grounds before it (lawful) and goes on after it is labelled from the first
+    prohibited visit, not before (the onset_rogue family, and violators)."""
+    start = local_midnight(MORATORIUM[0])
+    flagged = by_kind(onset_world.truth, "inspector_anomaly")
+    found = 0
+    problems = []
+    for who, visits in _by_inspector(onset_world).items():
+        before = [
+            e
+            for e in visits
+            if start - 60 * DAY <= e["_t"] < start
+            and e["business_size"] in PROTECTED
+            and e["basis"] not in EXEMPT
+        ]
+        after = [e for e in visits if prohibited(e) and e["_t"] < start + 60 * DAY]
+        if len(before) < 5 or len(after) < 4:
+            continue
+        found += 1
+        f = flagged.get(who)
+        # Earlier only if it hounded a business before (a harasser, whatever the era).
+        hounded = _hounded(visits)
+        earlier = f is not None and f["_t"] < after[0]["_t"]
+        if (
+            f is None
+            or f["_t"] > after[0]["_t"]
+            or (earlier and not any(e["business"] in hounded for e in visits if e["_t"] == f["_t"]))
+        ):
+            problems.append(
+                f"{who}: first prohibited {after[0]['ts']}, finding {f['start'] if f else None}"
+            )
+    assert found, "no small-business habit carried over the start"
+    assert not problems, "\n".join(problems)
+
+
+def test_an_honest_shift_at_the_start_is_unlabelled(onset_world: World) -> None:
+    """The edge_honest family: an inspector mostly on micro and small businesses before
+    the start (lawful) who moves to others at it breaks no rule and is not labelled."""
+    start = local_midnight(MORATORIUM[0])
+    flagged = by_kind(onset_world.truth, "inspector_anomaly")
+    movers = []
+    for who, visits in _by_inspector(onset_world).items():
+        before = [e for e in visits if start - 30 * DAY <= e["_t"] < start]
+        after = [e for e in visits if start <= e["_t"] < start + 60 * DAY]
+        small = sum(e["business_size"] in PROTECTED and e["basis"] not in EXEMPT for e in before)
+        if len(before) >= 10 and small >= 0.75 * len(before) and not any(map(prohibited, after)):
+            movers.append(who)
+    assert movers, "no small-business inspector moving to larger ones at the start"
+    assert not set(movers) & set(flagged), sorted(set(movers) & set(flagged))
+
+
 # -- pyramid_scheme, mule_account -------------------------------------------------------------
 
 
-def test_pyramids_recruit_fast_take_round_sums_and_pay_returns(any_world: World) -> None:
+def test_pyramids_recruit_fast_take_round_sums_or_one_fee_and_pay_returns(
+    any_world: World,
+) -> None:
+    """A classic pyramid takes round sums; a gifting circle (the held-out
+    pyramid_fixed_fee family) one fixed fee, often not round. Both recruit fast and pay
+    earlier payers more than they put in."""
     books = accounts(any_world.events["payments"])
     problems = []
     for organiser, f in by_kind(any_world.truth, "pyramid_scheme").items():
         account = books[organiser]
         recruits = distinct_payers_within(account, f["_t"], 7 * DAY)
-        round_share = sum(a % 10_000 == 0 for _, _, a in account.inflows) / len(account.inflows)
+        sums = Counter(a for _, _, a in account.inflows)
+        one_fee = sums.most_common(1)[0][1] / len(account.inflows)
+        round_share = sum(n for a, n in sums.items() if a % 10_000 == 0) / len(account.inflows)
+        round_share = max(round_share, one_fee)
         lived = account.inflows[-1][0] - account.inflows[0][0]
         deposited: dict[str, float] = defaultdict(float)
         returns = 0
@@ -441,17 +547,23 @@ def test_pyramids_recruit_fast_take_round_sums_and_pay_returns(any_world: World)
         if recruits < 10 or round_share < 0.9 or (lived >= 15 * DAY and not returns):
             problems.append(
                 f"{organiser} from {f['start']}: {recruits} payers in its first 7 days, "
-                f"{round_share:.0%} round inflows, lived {lived / DAY:.1f} days, "
+                f"{round_share:.0%} round inflows or of one fee, lived {lived / DAY:.1f} days, "
                 f"{returns} returns above a payer's deposits"
             )
     assert not problems, "\n".join(problems)
 
 
 def test_mules_forward_most_of_their_inflow_within_hours(any_world: World) -> None:
+    """Judged from the pattern's start: a recruited mule's account (the held-out
+    pooled_mule family) also has its owner's everyday life before it."""
     books = accounts(any_world.events["payments"])
     problems = []
-    for mule in by_kind(any_world.truth, "mule_account"):
-        account = books[mule]
+    for mule, f in by_kind(any_world.truth, "mule_account").items():
+        whole = books[mule]
+        account = type(whole)(
+            [i for i in whole.inflows if i[0] >= f["_t"]],
+            [o for o in whole.outflows if o[0] >= f["_t"]],
+        )
         inflow = sum(a for _, _, a in account.inflows)
         outflow = sum(a for _, _, a in account.outflows)
         gap = account.outflows[0][0] - account.inflows[0][0] if account.outflows else None
