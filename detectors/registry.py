@@ -45,11 +45,11 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
     config = config or DetectionConfig()
     rules, timezone = config.rules, config.timezone
     moratorium = rules.moratorium
-    payers = Payers()  # who has paid whom: one memory for both payments detectors
+    payers = Payers()  # who has paid whom: one memory for the payments detectors
     makers: dict[str, Callable[[Any], Detector]] = {
         "pyramid_scheme": lambda p: PyramidScheme(**asdict(p), payers=payers),
         "mule_account": lambda p: MuleAccount(**asdict(p), payers=payers),
-        "payment_anomaly": lambda p: PaymentAnomaly(**asdict(p)),
+        "payment_anomaly": lambda p: PaymentAnomaly(**asdict(p), payers=payers),
         "salary_arrears": lambda p: SalaryArrears(**asdict(p), timezone=timezone),
         "payroll_anomaly": lambda p: PayrollAnomaly(**asdict(p)),
         "mass_layoff": lambda p: MassLayoff(**asdict(p)),

@@ -67,9 +67,13 @@ class PyramidSchemeParams:
 
     window_days: int = _field(pyramid.DEFAULT_WINDOW_DAYS)
     min_stake: float = _field(pyramid.DEFAULT_MIN_STAKE)
-    round_to: float = _field(pyramid.DEFAULT_ROUND_TO)
     min_stakes: int = _field(pyramid.DEFAULT_MIN_STAKES)
+    min_days: int = _field(pyramid.DEFAULT_MIN_DAYS)
     min_stake_share: float = _field(pyramid.DEFAULT_MIN_STAKE_SHARE, SHARE)
+    max_passed_share: float = _field(pyramid.DEFAULT_MAX_PASSED_SHARE, SHARE)
+    fee_share: float = _field(pyramid.DEFAULT_FEE_SHARE, SHARE)
+    circle_size: int = _field(pyramid.DEFAULT_CIRCLE_SIZE)
+    bloom_multiple: float = _field(pyramid.DEFAULT_BLOOM_MULTIPLE)
     critical_stakes: int = _field(pyramid.DEFAULT_CRITICAL_STAKES)
     min_returns: int = _field(pyramid.DEFAULT_MIN_RETURNS)
     warm_up_days: float = _field(pyramid.DEFAULT_WARM_UP_DAYS, NON_NEGATIVE)
@@ -81,9 +85,13 @@ class MuleAccountParams:
 
     forward_hours: float = _field(mule.DEFAULT_FORWARD_HOURS)
     min_share: float = _field(mule.DEFAULT_MIN_SHARE, SHARE)
+    max_pool: int = _field(mule.DEFAULT_MAX_POOL)
+    min_passes: int = _field(mule.DEFAULT_MIN_PASSES)
     window_hours: float = _field(mule.DEFAULT_WINDOW_HOURS)
-    min_forwards: int = _field(mule.DEFAULT_MIN_FORWARDS)
-    critical_forwards: int = _field(mule.DEFAULT_CRITICAL_FORWARDS)
+    min_payers: int = _field(mule.DEFAULT_MIN_PAYERS)
+    cold_min_payers: int = _field(mule.DEFAULT_COLD_MIN_PAYERS)
+    warm_up_days: float = _field(mule.DEFAULT_WARM_UP_DAYS, NON_NEGATIVE)
+    critical_payers: int = _field(mule.DEFAULT_CRITICAL_PAYERS)
     min_amount: float = _field(mule.DEFAULT_MIN_AMOUNT, NON_NEGATIVE)
     min_forwarded_share: float = _field(mule.DEFAULT_MIN_FORWARDED_SHARE, SHARE)
 
@@ -97,6 +105,7 @@ class PaymentAnomalyParams:
     min_activity: int = _field(payment.DEFAULT_MIN_ACTIVITY)
     quiet_days: float = _field(payment.DEFAULT_QUIET_DAYS, NON_NEGATIVE)
     min_score: float = _field(payment.DEFAULT_MIN_SCORE, SHARE)
+    repaid_share: float = _field(payment.DEFAULT_REPAID_SHARE, SHARE)
     seed: int = _field(payment.DEFAULT_SEED, NON_NEGATIVE)
 
 
@@ -125,6 +134,7 @@ class MassLayoffParams:
     min_share: float = _field(layoff.DEFAULT_MIN_SHARE, SHARE)
     min_count: int = _field(layoff.DEFAULT_MIN_COUNT)
     absolute_count: int = _field(layoff.DEFAULT_ABSOLUTE_COUNT)
+    link_days: float = _field(layoff.DEFAULT_LINK_DAYS, NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,8 @@ class InspectorAnomalyParams:
 
     window_days: float = _field(inspector.DEFAULT_WINDOW_DAYS)
     repeat_days: float = _field(inspector.DEFAULT_REPEAT_DAYS)
+    min_violations: int = _field(inspector.DEFAULT_MIN_VIOLATIONS)
+    min_repeats: int = _field(inspector.DEFAULT_MIN_REPEATS)
     z_alert: float = _field(inspector.DEFAULT_Z_ALERT)
     warm_up_days: float = _field(inspector.DEFAULT_WARM_UP_DAYS)
     min_peers: int = _field(inspector.DEFAULT_MIN_PEERS)
@@ -321,8 +333,8 @@ def _check(section: str, params: Any, fail: Any) -> None:
         raise fail(section, "critical_at must not be below alert_at")
     if section == "pyramid_scheme" and params.critical_stakes < params.min_stakes:
         raise fail(section, "critical_stakes must not be below min_stakes")
-    if section == "mule_account" and params.critical_forwards < params.min_forwards:
-        raise fail(section, "critical_forwards must not be below min_forwards")
+    if section == "mule_account" and params.critical_payers < params.min_payers:
+        raise fail(section, "critical_payers must not be below min_payers")
     if section == "payment_anomaly" and params.min_activity < 2:
         raise fail(
             f"{section}.min_activity", "must be at least 2 (single payments are never scored)"

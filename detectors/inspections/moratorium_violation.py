@@ -1,13 +1,44 @@
 """``moratorium_violation``: an inspection the moratorium prohibits.
 
+Typology
+--------
+What makes the pattern: **one inspection, of a business the moratorium
+protects, started on a day inside a window, on a ground the moratorium does
+not exempt**. It is a rule, not a statistic: nothing about the inspector's
+or the business's history enters into it.
+
+- A presidential decree of December 2019 put a moratorium on inspections (and
+  on preventive control with a visit) of micro and small businesses from
+  1 January 2020 to 1 January 2023; the domain notes say it cut inspections
+  about five times in 2020 and was aimed at arbitrary inspections that
+  oppress entrepreneurs. The contract's default window, sizes and exempt
+  grounds restate it, and ``[moratorium]`` in ``detectors/rules.toml`` holds
+  them, so a changed or prolonged moratorium is a configuration change.
+- Grounds such as a threat to life or health, an environmental threat,
+  national security, a prosecutor's order, a criminal case or a taxpayer's own
+  request stayed lawful (the contract's exempt bases). A ``follow_up`` is not
+  among them: checking an earlier order at a small business waits too.
+- Dates are local calendar dates (Asia/Almaty by default, through the tz
+  database): an inspection at 00:01 on 1 January 2020 in Almaty is inside,
+  one at 23:59 on 31 December 2019 is not, whatever offset its timestamp is
+  written in.
+
+Lawful look-alikes, which stay quiet: the same visit the day before the
+start or on the day of the end; a micro or small business inspected on an
+exempt ground; a medium or large business inspected on any ground.
+
+A habit of such inspections is an ``inspector_anomaly``; many visits to one
+business a ``repeat_inspection``.
+
+How it is measured
+------------------
 The rule is exact (contract): an inspection of a covered business size whose
 *local* start date falls in a moratorium window ``[start, end)`` is prohibited
 unless its basis is exempt. One alert per prohibited inspection.
 
-Local dates are taken in the configured time zone through the tz database, so
-Asia/Almaty's move from UTC+6 to UTC+5 in March 2024 is honoured. The window
-bounds are turned once into absolute instants (local midnight of ``start`` and
-of ``end``), so the per-event check is two comparisons of epoch seconds.
+The window bounds are turned once into absolute instants (local midnight of
+``start`` and of ``end``), so the per-event check is two comparisons of epoch
+seconds; Asia/Almaty's move from UTC+6 to UTC+5 in March 2024 is honoured.
 """
 
 from __future__ import annotations

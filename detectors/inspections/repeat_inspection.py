@@ -1,43 +1,80 @@
 """``repeat_inspection``: the same business inspected again and again in a short window.
 
-Whoever inspects it: the visits of every authority and inspector count
-together. Visits are weighed by their ground, because the law treats them
-differently:
+Typology
+--------
+What makes the pattern: **how often, and by how many authorities, one
+business is visited**. Every visit is an intrusion: the owner stops work,
+opens the books, and may pay to make the inspector go away; many visits by
+many bodies are how arbitrary inspections oppress a business (the domain
+notes: the moratorium "targets arbitrary inspections that oppress
+entrepreneurs"). A lawful ground for each visit does not make a pattern of
+visits lawful: it may lower the severity, never hide the pattern.
 
-- a routine, complaint or other everyday visit weighs 1;
-- a ``follow_up`` (checking that an earlier order was carried out) weighs
-  ``follow_up_weight``: a lawful, expected step, but four of them in a
-  window still add up to another visit;
-- a visit on an exempt ground (threat to life, a prosecutor's order, ...)
-  weighs ``exempt_weight``: lawful whenever the ground is real.
+Its defining mechanics, as the law frames an inspection:
 
-The alert is raised once the visits of the last ``window_days`` weigh
-``alert_at`` or more, and raised again, as critical, at ``critical_at``.
+- Kazakhstan's Entrepreneurial Code (2015) plans routine (periodic)
+  inspections by risk assessment, the riskiest businesses about once a year
+  at most and others less often, and every unscheduled visit needs a ground
+  of its own (a complaint, a threat to life or health, a prosecutor's order).
+  Each such visit opens a **matter** of its own.
+- Some visits continue a matter instead of opening one: a ``follow_up``
+  checks that an earlier order was carried out, and an authority that comes
+  back on an exempt ground (a threat to life it is handling, a prosecutor's
+  order it is executing) continues its own case.
+- The OECD's *Best Practice Principles for Regulatory Policy: Regulatory
+  Enforcement and Inspections* (2014) and its *Regulatory Enforcement and
+  Inspections Toolkit* (2018) ask for visits in proportion to risk and for
+  inspecting bodies to coordinate so that a business is not visited by one
+  after another: several authorities converging on one business within weeks
+  is the very duplication they warn about, whatever each one's ground.
 
-Defaults, and why: under Kazakhstan's Entrepreneurial Code a business is put
-on the plan of routine (risk-based) inspections at most about once a year, and
-unscheduled visits need a ground each time. Three everyday visits within 60
-days is therefore far beyond any lawful plan, while an inspection followed by
-a follow-up or two (1.5 at most) or repeated visits on exempt grounds
-(0.25 each) stay below it. Five weighted visits is harassment by any reading.
+Lawful look-alikes, which stay quiet: an inspection and its follow-ups by the
+same authority; one authority returning again and again on the exempt ground
+of its case (a fire inspector checking that a hazard is removed); a business
+visited once by each of two bodies.
+
+How it is measured
+------------------
+Over the last ``window_days`` the visits to a business, whoever made them,
+are weighed by what they are:
+
+- a visit that opens a matter weighs 1, **whatever its ground**: an
+  everyday visit (routine, complaint, ...), or the first visit on an exempt
+  ground by an authority with no exempt-ground visit to the business earlier
+  in the window;
+- a visit that continues a matter weighs less: a ``follow_up``
+  ``follow_up_weight``, a further exempt-ground visit of the same authority
+  ``exempt_weight``. Lawful steps, but many of them still add up.
+
+The alert is raised once the window weighs ``alert_at``, and raised again, as
+critical, at ``critical_at``. Grounds lower the severity: a pattern with fewer
+than ``alert_at`` everyday visits stays a warning, so three authorities in
+three weeks on a prosecutor's order and two everyday grounds is a warning,
+while five everyday visits is critical.
+
+Defaults, and why: three matters within 60 days is beyond any lawful plan
+(one routine visit a year, one ground per unscheduled visit); an inspection
+and two follow-ups weighs 1.5, one authority's four visits on the ground of
+its case 1.75. Five is harassment by any reading.
 
 Per business the detector keeps only the visits of the last window (a
 deque), and forgets a business once its window is empty (swept once a day of
-event time), so memory follows the number of recently inspected businesses.
+event time), so memory follows the number of recently inspected businesses;
+each event re-reads its business's window (a handful of visits).
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import escalates, Context
+>>> from detectors.base import Context
 >>> det = RepeatInspection()
->>> def visit(n, day, basis="routine"):
+>>> def visit(n, day, basis="routine", authority="A"):
 ...     ev = Inspection(event_id=f"i-{n}", ts=datetime(2023, 3, 1, 9, tzinfo=timezone.utc)
-...         + timedelta(days=day), business="B-1", business_size="small", authority="A",
-...         inspector="I", kind="unscheduled", basis=basis)
+...         + timedelta(days=day), business="B-1", business_size="small",
+...         authority=authority, inspector="I", kind="unscheduled", basis=basis)
 ...     ctx = Context(None); ctx.ts = ev.ts.timestamp(); return det.update(ev, ctx)
->>> visit(1, 0), visit(2, 14, "follow_up"), visit(3, 30)
+>>> visit(1, 0), visit(2, 14, "follow_up"), visit(3, 20, "prosecutor_order", "P")
 ([], [], [])
->>> [alert] = visit(4, 41)
->>> alert.severity, alert.evidence["weighted_visits"]
-('warning', 3.25)
+>>> [alert] = visit(4, 21, "complaint", "T")  # three authorities in three weeks
+>>> alert.severity, alert.evidence["weighted_visits"], alert.evidence["authorities"]
+('warning', 3.25, ['A', 'P', 'T'])
 """
 
 from __future__ import annotations
@@ -59,19 +96,23 @@ DEFAULT_FOLLOW_UP_WEIGHT = 0.25
 DEFAULT_EXEMPT_WEIGHT = 0.25
 FOLLOW_UP = "follow_up"
 
-# (event time, weight, event id, authority, basis)
-Visit = tuple[float, float, str, str, str]
+# (event time, event id, authority, basis)
+Visit = tuple[float, str, str, str]
+# What a visit is: one of these (its weight follows).
+EVERYDAY, EXEMPT_NEW, EXEMPT_AGAIN, CONTINUED = "everyday", "exempt", "exempt again", "follow-up"
 
 
 class RepeatInspection(Detector):
-    """Flags a business whose weighted visits in a window reach a threshold.
+    """Flags a business visited too often, by too many authorities, in a window.
 
     Parameters:
         window_days: how far back visits count.
-        alert_at: weighted visits that raise a warning.
-        critical_at: weighted visits that raise it again as critical.
+        alert_at: weight of the window's visits that raises a warning.
+        critical_at: weight that raises it again as critical (with at least
+            ``alert_at`` everyday visits among them).
         follow_up_weight: weight of a ``follow_up`` visit.
-        exempt_weight: weight of a visit on an exempt ground.
+        exempt_weight: weight of an authority's further visit on an exempt
+            ground (its first one opens a matter and weighs 1).
         exempt_bases: the exempt grounds (the moratorium's, by default).
     """
 
@@ -102,10 +143,24 @@ class RepeatInspection(Detector):
     def n_entities(self) -> int:
         return len(self._visits)
 
-    def weight(self, basis: str) -> float:
-        if basis == FOLLOW_UP:
+    def classify(self, visits: deque[Visit]) -> list[str]:
+        """What each visit of a window (in time order) is: opens a matter, or continues one."""
+        exempt_seen: set[str] = set()
+        out = []
+        for _, _, authority, basis in visits:
+            if basis == FOLLOW_UP:
+                out.append(CONTINUED)
+            elif basis in self.exempt_bases:
+                out.append(EXEMPT_AGAIN if authority in exempt_seen else EXEMPT_NEW)
+                exempt_seen.add(authority)
+            else:
+                out.append(EVERYDAY)
+        return out
+
+    def weight(self, what: str) -> float:
+        if what == CONTINUED:
             return self.follow_up_weight
-        if basis in self.exempt_bases:
+        if what == EXEMPT_AGAIN:
             return self.exempt_weight
         return 1.0
 
@@ -118,7 +173,7 @@ class RepeatInspection(Detector):
         visits = self._visits.get(business)
         if visits is None:
             visits = self._visits[business] = deque()
-        visit = (ts, self.weight(event.basis), event.event_id, event.authority, event.basis)
+        visit = (ts, event.event_id, event.authority, event.basis)
         if visits and ts < visits[-1][0]:
             bisect.insort(visits, visit)  # a late event: keep the visits in time order
         else:
@@ -129,17 +184,21 @@ class RepeatInspection(Detector):
         if not visits:  # an event older than the window of visits already seen
             del self._visits[business]
             return []
-        total = sum(v[1] for v in visits)
-        if total < self.alert_at:
+        heaviest = max(1.0, self.follow_up_weight, self.exempt_weight)
+        kinds = self.classify(visits) if len(visits) * heaviest >= self.alert_at else None
+        total = sum(self.weight(k) for k in kinds) if kinds else 0.0
+        if kinds is None or total < self.alert_at:
             # Below the threshold the finding has lapsed: a later burst is a new episode.
             self._raised.pop(business, None)
             return []
-        severity = "critical" if total >= self.critical_at else "warning"
-        finding, raised = self._raised.get(business, (visits[0][2], "info"))
+        everyday = kinds.count(EVERYDAY)
+        critical = total >= self.critical_at and everyday >= self.alert_at
+        severity = "critical" if critical else "warning"
+        finding, raised = self._raised.get(business, (visits[0][1], "info"))
         if not escalates(severity, raised):
             return []
         self._raised[business] = (finding, severity)
-        return [self._alert(event, visits, total, severity, finding)]
+        return [self._alert(event, visits, kinds, total, severity, finding)]
 
     def _sweep(self, horizon: float) -> None:
         """Forget businesses with no visit since ``horizon`` (bounded state)."""
@@ -149,23 +208,36 @@ class RepeatInspection(Detector):
         self._swept_at = horizon + self.window_days * DAY
 
     def _alert(
-        self, event: Inspection, visits: deque[Visit], total: float, severity: str, finding: str
+        self,
+        event: Inspection,
+        visits: deque[Visit],
+        kinds: list[str],
+        total: float,
+        severity: str,
+        finding: str,
     ) -> Alert:
-        ordered = sorted(visits)
-        days = (ordered[-1][0] - ordered[0][0]) / DAY
-        everyday = sum(1 for v in ordered if v[1] == 1.0)
-        authorities = sorted({v[3] for v in ordered})
+        days = (visits[-1][0] - visits[0][0]) / DAY
+        everyday = kinds.count(EVERYDAY)
+        exempt = kinds.count(EXEMPT_NEW)
+        continued = len(kinds) - everyday - exempt
+        authorities = sorted({v[2] for v in visits})
         listing = ", ".join(
-            f"{_date(ts)} {authority} {basis}" for ts, _, _, authority, basis in ordered
+            f"{_date(ts)} {authority} {basis}" for ts, _, authority, basis in visits
         )
+        opened = everyday + exempt
         reasons = [
-            f"{len(ordered)} inspections in {days:.0f} days ({everyday} on everyday grounds), "
-            f"weighing {total:g} against a threshold of {self.alert_at:g} in "
-            f"{self.window_days:g} days: {listing}",
-            f"by {len(authorities)} authorit{'y' if len(authorities) == 1 else 'ies'}; "
-            f"follow-ups weigh {self.follow_up_weight:g}, exempt grounds "
-            f"{self.exempt_weight:g}",
+            f"{len(visits)} inspections in {days:.0f} days by {len(authorities)} "
+            f"authorit{'y' if len(authorities) == 1 else 'ies'}, weighing {total:g} against a "
+            f"threshold of {self.alert_at:g} in {self.window_days:g} days: {listing}",
+            f"{opened} of them opened a matter of their own ({everyday} on everyday grounds, "
+            f"{exempt} an authority's first on an exempt ground); {continued} continued one "
+            f"(follow-ups weigh {self.follow_up_weight:g}, an authority's further exempt "
+            f"visits {self.exempt_weight:g})",
         ]
+        if total >= self.critical_at and severity != "critical":
+            reasons.append(
+                f"kept a warning: only {everyday} everyday visits, the rest on lawful grounds"
+            )
         return make_alert(
             kind=self.kind,
             entity=event.business,
@@ -176,16 +248,17 @@ class RepeatInspection(Detector):
             reasons=reasons,
             evidence={
                 "weighted_visits": total,
-                "visits": len(ordered),
+                "visits": len(visits),
+                "matters": opened,
                 "everyday_visits": everyday,
                 "window_days": self.window_days,
                 "span_days": round(days, 1),
                 "authorities": authorities,
                 "business_size": event.business_size,
-                "visit_dates": [_date(v[0]) for v in ordered],
-                "bases": [v[4] for v in ordered],
+                "visit_dates": [_date(v[0]) for v in visits],
+                "bases": [v[3] for v in visits],
             },
-            event_ids=[v[2] for v in ordered],
+            event_ids=[v[1] for v in visits],
         )
 
 

@@ -23,7 +23,9 @@ from detectors.events import Activity
 from detectors.payments.sketch import Seen
 
 DAY = 86400.0
-DEFAULT_IDLE_DAYS = 30
+#: 45 days: a relative or an employer paying monthly (every 27-33 days) is still known
+#: the next month, so its money is not taken for a stranger's.
+DEFAULT_IDLE_DAYS = 45
 
 
 def forget_idle(accounts: dict[str, Any], before: float) -> None:

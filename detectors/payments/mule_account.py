@@ -1,51 +1,70 @@
-"""``mule_account``: money from many payers, each sum passed on within hours.
+"""``mule_account``: money from many unrelated payers that passes straight through.
 
-A money mule's account is a pipe: payment after payment comes in from
-people who do not know each other, and most of each one leaves again within
-hours, in cash or to one of a few accounts. What gives it away is the
-*pairing*: an outgoing payment that carries on a single recent incoming one.
+Typology. A money mule's account is a pipe for the proceeds of fraud: payment
+after payment comes in from people who do not know each other (the victims,
+or other mules), and within hours most of it leaves again, in cash or to
+one of a few accounts (a handler, the next mule, a fresh account), payment by
+payment or pooled: two or three inflows passed on in one payment. Mules are
+recruited people's own accounts as often as fresh ones. Sources: FATF,
+"Money Laundering and Terrorist Financing Vulnerabilities of ... (Money
+Mules)" and its red-flag indicators (rapid movement of funds, many
+unrelated senders, little or no retained balance); Europol's European Money
+Mule Action (EMMA) descriptions; the Law of the Republic of Kazakhstan on
+countering the legalisation of proceeds of crime (AML/CFT), which names
+transit of funds as a suspicious-transaction sign.
 
-An outflow **forwards** an inflow when it leaves within ``forward_hours`` of
-it, carries ``min_share`` to 100 % of it, and goes to someone who has never
-paid the account (repaying or refunding a payer is not passing money on;
-pyramid "returns" are not mule forwards either). Each inflow is forwarded at
-most once. An alert is raised when, within ``window_hours``, ``min_forwards``
-inflows of at least ``min_amount`` from as many distinct payers have been
-forwarded *and* they are at least ``min_forwarded_share`` of the inflows of
-that size the account received (a pipe passes on most of what comes in);
-critical at ``critical_forwards``.
+What makes it one, and what the rule counts, per account:
 
-What it is not, and why the rule says so:
+- an outflow **passes on** recent inflows when it leaves within
+  ``forward_hours`` of them and carries ``min_share`` to 100 % of one inflow,
+  or of the newest two to ``max_pool`` inflows taken together (pooled); it
+  goes to someone who has never paid the account, or is a cash withdrawal
+  (repaying a payer is not passing money on; pyramid "returns" are not
+  either); each inflow is passed on at most once;
+- **unrelated payers**: only inflows from payers new to the account count (a
+  relative or an employer who pays every month is known after the first
+  time); during the first ``warm_up_days`` of a stream every payer looks new,
+  so then ``cold_min_payers`` are needed instead of ``min_payers``;
+- a **pipe**: the inflows passed on are at least ``min_forwarded_share`` of all
+  the money it received within ``window_hours`` (a merchant paying a supplier
+  may match two or three recent inflows by chance, out of far more takings).
 
-- a shop sweeping its takings to its owner forwards a *day* of small sums in
-  one payment: no single inflow is carried on;
-- friends chipping in for a group purchase, or a savings group's monthly pot,
-  are paid out once, as a total of many inflows;
-- a person who gets money from a relative and withdraws it does so once in a
-  while, not again and again for different senders;
-- a pyramid's organiser withdraws part of a day's stakes: now and then one
-  withdrawal matches one stake, but out of a crowd of stakes, so far under
-  half of its inflows are "forwarded".
+A warning is raised when inflows from ``min_payers`` new payers have been
+passed on within ``window_hours``, in at least ``min_passes`` payments (a pipe
+in use, again and again), and the account is a pipe; critical at
+``critical_payers`` payers.
+
+Lawful look-alikes, and what keeps them out:
+
+- family support passed on (a relative's money forwarded to another, or
+  taken in cash): one to three relatives, known after their first month; in a
+  stream's first month ``cold_min_payers`` (four) is more than a family;
+- a shop sweeping its takings to its owner: a day of many small sums in one
+  payment, more inflows than ``max_pool``, most under ``min_amount``;
+- a group purchase: friends' shares paid on to a merchant once, as the total
+  of more inflows than ``max_pool``; a savings group's pot likewise;
+- a merchant paying a supplier a week's takings: once a week, so one pass in
+  the window even when its sum happens to match the last few inflows;
+- a payroll agent: one payer (the employer) in, many employees out;
+- a pyramid's organiser withdraws part of a day's stakes: a crowd of stakes,
+  far under half of them passed on.
 
 Cash moves through the bank's own desks: a withdrawal (``cash_out``) is not
 money *received* by the desk's owner, nor is a deposit (``cash_in``) money
 *sent* by it, so a desk is never a mule; a withdrawal by the account itself
-is a forward like any other.
+is a pass like any other.
 
-Defaults: ``forward_hours`` 12 (mules move money the same day), ``min_share``
-0.5 (a mule keeps a cut, rarely half), two forwards from two payers within
-72 hours that are at least half the inflows (two unrelated senders whose
-money each flows straight on; waiting for a third put the median time to
-detect at 14-16 hours on two of four worlds, over the 12-hour target), six
-for critical, ``min_amount`` 10,000 tenge (about $20: below it nobody
-launders). State per account is bounded: inflows older than
-``forward_hours`` and forwards older than ``window_hours`` are dropped, at
-most ``MAX_PENDING`` inflows wait, and an idle account is forgotten.
+Defaults (detectors/rules.toml says why each): 12 hours, half an inflow, pools
+of up to 4, three days' window, 2 new payers (4 in a stream's first 35
+days), critical at 6, 10,000 tenge, half the inflows. State per account is
+bounded: inflows older than ``forward_hours`` and forwards older than
+``window_hours`` are dropped, at most ``MAX_PENDING`` inflows wait, and an idle
+account is forgotten.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import escalates, Context
 >>> from detectors.events import Activity, Payment
->>> det, ctx = MuleAccount(), Context(None)
+>>> det, ctx = MuleAccount(warm_up_days=0), Context(None)
 >>> t0 = datetime(2023, 3, 1, 9, tzinfo=timezone.utc)
 >>> def pay(n, payer, payee, amount, hours, channel="transfer"):
 ...     ev = Activity(Payment(event_id=f"p-{n}", ts=t0 + timedelta(hours=hours),
@@ -55,8 +74,23 @@ most ``MAX_PENDING`` inflows wait, and an idle account is forgotten.
 >>> for k in range(2):
 ...     alerts += pay(2 * k, f"P-{k}", "M", 200_000, 10 * k)
 ...     alerts += pay(2 * k + 1, "M", "CASH-1", 180_000, 10 * k + 2, "cash_out")
->>> [a.reasons[0] for a in alerts]
-['2 incoming payments from 2 payers passed on within 12 hours (90% of 400,000 tenge) in 12 hours']
+>>> print(alerts[0].reasons[0])
+2 incoming payments from 2 new payers passed on within 12 hours (90% of 400,000 tenge) in 12 hours
+
+Pooled: three victims' payments leave in one transfer.
+
+>>> det = MuleAccount(warm_up_days=0)
+>>> alerts = []
+>>> for k in range(3):
+...     alerts += pay(10 + k, f"V-{k}", "POOL", 100_000, k)
+>>> alerts += pay(13, "POOL", "HANDLER", 270_000, 4)
+>>> alerts  # one pass: not yet a pipe in use
+[]
+>>> for k in range(2):
+...     alerts += pay(20 + k, f"W-{k}", "POOL", 150_000, 6 + k)
+>>> alerts += pay(22, "POOL", "CASH-1", 280_000, 9, "cash_out")
+>>> alerts[0].reasons[1]
+'each passed on after 3.0 hours (median), in 2 payment(s) to 2 destination(s)'
 """
 
 from __future__ import annotations
@@ -72,9 +106,13 @@ HOUR = 3600.0
 DAY = 86400.0
 DEFAULT_FORWARD_HOURS = 12.0
 DEFAULT_MIN_SHARE = 0.5
+DEFAULT_MAX_POOL = 4
+DEFAULT_MIN_PASSES = 2
 DEFAULT_WINDOW_HOURS = 72.0
-DEFAULT_MIN_FORWARDS = 2
-DEFAULT_CRITICAL_FORWARDS = 6
+DEFAULT_MIN_PAYERS = 2
+DEFAULT_COLD_MIN_PAYERS = 4
+DEFAULT_WARM_UP_DAYS = 35
+DEFAULT_CRITICAL_PAYERS = 6
 DEFAULT_MIN_AMOUNT = 10_000.0
 DEFAULT_MIN_FORWARDED_SHARE = 0.5
 #: Most inflows an account keeps waiting to be matched (the newest are kept).
@@ -85,16 +123,16 @@ IDLE_DAYS = 30
 
 @dataclass(slots=True)
 class _Account:
-    # Inflows waiting to be forwarded: (ts, amount, payer, event id).
+    # Inflows waiting to be forwarded: (ts, amount, payer, event id, payer new to it).
     # (Lists, not deques: a deque costs over 600 bytes empty, and these stay short.)
-    pending: list[tuple[float, float, str, str]] = field(default_factory=list)
-    # When each inflow of at least min_amount arrived, within the window (capped).
-    # Inflows of at least min_amount per hour of event time, within the window:
-    # [hour, count] pairs, at most window_hours of them whatever the traffic.
-    arrivals: list[list[int]] = field(default_factory=list)
-    # Forwards within the window:
-    # (ts in, payer, amount in, amount out, destination, in id, out id, ts out).
-    forwards: list[tuple[float, str, float, float, str, str, str, float]] = field(
+    pending: list[tuple[float, float, str, str, bool]] = field(default_factory=list)
+    # Money received per hour of event time (every inflow, small ones too, once the
+    # account is watched), within the window: [hour, tenge] pairs, at most
+    # window_hours of them whatever the traffic.
+    arrivals: list[list[float]] = field(default_factory=list)
+    # Inflows passed on, within the window: (ts in, payer, amount in, amount out
+    # carried, destination, in id, out id, ts out, payer new to the account).
+    forwards: list[tuple[float, str, float, float, str, str, str, float, bool]] = field(
         default_factory=list
     )
     last_ts: float = 0.0
@@ -112,22 +150,31 @@ class MuleAccount(Detector):
         self,
         forward_hours: float = DEFAULT_FORWARD_HOURS,
         min_share: float = DEFAULT_MIN_SHARE,
+        max_pool: int = DEFAULT_MAX_POOL,
+        min_passes: int = DEFAULT_MIN_PASSES,
         window_hours: float = DEFAULT_WINDOW_HOURS,
-        min_forwards: int = DEFAULT_MIN_FORWARDS,
-        critical_forwards: int = DEFAULT_CRITICAL_FORWARDS,
+        min_payers: int = DEFAULT_MIN_PAYERS,
+        cold_min_payers: int = DEFAULT_COLD_MIN_PAYERS,
+        warm_up_days: float = DEFAULT_WARM_UP_DAYS,
+        critical_payers: int = DEFAULT_CRITICAL_PAYERS,
         min_amount: float = DEFAULT_MIN_AMOUNT,
         min_forwarded_share: float = DEFAULT_MIN_FORWARDED_SHARE,
         payers: Payers | None = None,
     ) -> None:
         self.forward_hours = forward_hours
         self.min_share = min_share
+        self.max_pool = max_pool
+        self.min_passes = min_passes
         self.window_hours = window_hours
-        self.min_forwards = min_forwards
-        self.critical_forwards = critical_forwards
+        self.min_payers = min_payers
+        self.cold_min_payers = cold_min_payers
+        self.warm_up_days = warm_up_days
+        self.critical_payers = critical_payers
         self.min_amount = min_amount
         self.min_forwarded_share = min_forwarded_share
         self.payers = payers if payers is not None else Payers()
         self._accounts: dict[str, _Account] = {}
+        self._first_ts: float | None = None
         self._swept_day = -1
 
     @property
@@ -139,26 +186,34 @@ class MuleAccount(Detector):
         day = int(ts // DAY)
         if day > self._swept_day:  # a late event from yesterday does not sweep again
             self._sweep(ts, day)
+        if self._first_ts is None:
+            self._first_ts = ts
         channel = payment.channel
-        self.payers.observe(event, ts)  # every payer: paying any back is no forward
-        if event.incoming and channel != "cash_out" and payment.amount >= self.min_amount:
-            account = self._accounts.get(payment.payee)
+        new = self.payers.observe(event, ts)  # every payer: paying any back is no forward
+        account = self._accounts.get(payment.payee)
+        if (
+            event.incoming
+            and channel != "cash_out"
+            and (account is not None or payment.amount >= self.min_amount)
+        ):
             if account is None:
                 account = self._accounts[payment.payee] = _Account()
-            account.last_ts = ts
-            account.pending.append((ts, payment.amount, payment.payer, payment.event_id))
-            if len(account.pending) > MAX_PENDING:
-                del account.pending[0]
+            amount = payment.amount
+            if amount >= self.min_amount:
+                account.last_ts = ts
+                account.pending.append((ts, amount, payment.payer, payment.event_id, new))
+                if len(account.pending) > MAX_PENDING:
+                    del account.pending[0]
             hour, arrivals = int(ts // HOUR), account.arrivals
             if arrivals and arrivals[-1][0] == hour:
-                arrivals[-1][1] += 1
+                arrivals[-1][1] += amount
             else:
                 for slot in arrivals:  # a late inflow lands in its own hour
                     if slot[0] == hour:
-                        slot[1] += 1
+                        slot[1] += amount
                         break
                 else:
-                    arrivals.append([hour, 1])
+                    arrivals.append([hour, amount])
                     oldest = hour - self.window_hours - 1
                     if arrivals[0][0] < oldest:  # bounded, even if nothing is ever forwarded
                         account.arrivals = [slot for slot in arrivals if slot[0] >= oldest]
@@ -178,35 +233,61 @@ class MuleAccount(Detector):
         if payment.channel != "cash_out" and self.payers.has_paid(payment.payee, name):
             return []  # paying a payer back: a refund or a "return", not a forward
         amount = payment.amount
-        for index in range(len(pending) - 1, -1, -1):  # the newest inflow it can carry on
-            t_in, a_in, payer, in_id = pending[index]
-            # Only money that had arrived (in event time: a late inflow may be seen after).
-            if t_in <= ts and self.min_share * a_in <= amount <= a_in:
-                del pending[index]
-                break
-        else:
+        carried = self._match(pending, amount, ts)
+        if not carried:
             return []
         account.last_ts = ts
         forwards = account.forwards
-        forwards.append((t_in, payer, a_in, amount, payment.payee, in_id, payment.event_id, ts))
+        total = sum(pending[i][1] for i in carried)
+        for index in sorted(carried):
+            t_in, a_in, payer, in_id, new = pending[index]
+            share = amount * a_in / total
+            forwards.append(
+                (t_in, payer, a_in, share, payment.payee, in_id, payment.event_id, ts, new)
+            )
+        for index in sorted(carried, reverse=True):
+            del pending[index]
+        forwards.sort()  # by inflow time: a late inflow may be passed on after newer ones
         window = ts - self.window_hours * HOUR
         while forwards and forwards[0][0] < window:
             del forwards[0]
-        payers = {f[1] for f in forwards}
-        count = min(len(forwards), len(payers))
-        if count < self.min_forwards:
+        count = len({f[1] for f in forwards if f[8]})
+        cold = self._first_ts is not None and ts - self._first_ts < self.warm_up_days * DAY
+        if count < (self.cold_min_payers if cold else self.min_payers):
             return []
+        if len({f[6] for f in forwards}) < self.min_passes:
+            return []  # passed on once: a purchase or a supplier paid, not a pipe in use
         account.arrivals = [slot for slot in account.arrivals if slot[0] * HOUR >= window - HOUR]
-        inflows = sum(slot[1] for slot in account.arrivals)
-        if len(forwards) < self.min_forwarded_share * inflows:
-            return []  # a few sums passed on out of a crowd of inflows: not a pipe
-        severity = "critical" if count >= self.critical_forwards else "warning"
+        received = sum(slot[1] for slot in account.arrivals)
+        if sum(f[2] for f in forwards) < self.min_forwarded_share * received:
+            return []  # a few sums passed on out of much more money received: not a pipe
+        severity = "critical" if count >= self.critical_payers else "warning"
         if not escalates(severity, account.raised):
             return []
         if not account.finding:
             account.finding = forwards[0][5]
         account.raised = severity
         return [self._alert(name, account, event, severity, count)]
+
+    def _match(
+        self, pending: list[tuple[float, float, str, str, bool]], amount: float, ts: float
+    ) -> list[int]:
+        """The pending inflows an outflow of ``amount`` passes on (indices), or none.
+
+        One inflow it carries ``min_share`` to all of (the newest such), else the
+        newest two to ``max_pool`` inflows taken together. Only money that had
+        arrived counts (in event time: a late inflow may be seen after).
+        """
+        arrived = [i for i in range(len(pending) - 1, -1, -1) if pending[i][0] <= ts]
+        for index in arrived:
+            if self.min_share * pending[index][1] <= amount <= pending[index][1]:
+                return [index]
+        total = 0.0
+        for depth, index in enumerate(arrived[: self.max_pool], start=1):
+            total += pending[index][1]
+            if depth > 1 and self.min_share * total <= amount <= total:
+                return arrived[:depth]
+        return []
 
     def _alert(
         self, name: str, account: _Account, event: Activity, severity: str, count: int
@@ -217,12 +298,13 @@ class MuleAccount(Detector):
         span = (forwards[-1][7] - forwards[0][0]) / HOUR
         delays = sorted((f[7] - f[0]) / HOUR for f in forwards)
         destinations = sorted({f[4] for f in forwards})
+        passes = len({f[6] for f in forwards})
         reasons = [
-            f"{len(forwards)} incoming payments from {len({f[1] for f in forwards})} payers "
+            f"{len(forwards)} incoming payments from {count} new payers "
             f"passed on within {self.forward_hours:g} hours ({passed / received:.0%} of "
             f"{received:,.0f} tenge) in {span:.0f} hours",
             f"each passed on after {statistics.median(delays):.1f} hours (median), "
-            f"to {len(destinations)} destination(s)",
+            f"in {passes} payment(s) to {len(destinations)} destination(s)",
         ]
         return make_alert(
             kind=self.kind,
@@ -230,12 +312,14 @@ class MuleAccount(Detector):
             finding=account.finding,
             ts=event.payment.ts,
             severity=severity,
-            score=min(1.0, count / (2 * self.critical_forwards)),
+            score=min(1.0, count / (2 * self.critical_payers)),
             reasons=reasons,
             evidence={
                 "forwards": len(forwards),
                 "distinct_payers": len({f[1] for f in forwards}),
-                "inflows_in_window": sum(slot[1] for slot in account.arrivals),
+                "new_payers": count,
+                "passes": passes,
+                "received_in_window": round(sum(slot[1] for slot in account.arrivals), 2),
                 "received": round(received, 2),
                 "passed_on": round(passed, 2),
                 "share_passed_on": round(passed / received, 3),
@@ -243,7 +327,7 @@ class MuleAccount(Detector):
                 "destinations": len(destinations),
                 "window_hours": self.window_hours,
             },
-            event_ids=[i for f in forwards for i in (f[5], f[6])],
+            event_ids=list(dict.fromkeys(i for f in forwards for i in (f[5], f[6]))),
         )
 
     def _sweep(self, ts: float, day: int) -> None:

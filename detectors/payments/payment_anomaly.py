@@ -17,6 +17,13 @@ be scored make far fewer days than there are payments. The model says
 nothing before ``warm_up`` days have been scored, and an account is alerted
 at most once per ``quiet_days``.
 
+Explained days are not judged: a day on which the account mostly pays back
+its own earlier payers (``repaid_share`` of its payments, all going out) is a
+credit cooperative's interest, a savings circle's turn or a shop's refunds,
+and a pyramid's "returns" are ``pyramid_scheme``'s to judge; such a day is
+learnt, never alerted. (The memory of who has paid whom is the one the
+payments detectors share: :mod:`detectors.payments.ledger`.)
+
 Cost: the model runs once per busy account-day, not per payment: a day's
 figures are plain counters in a dict that is emptied when the day is scored.
 The only state kept beyond a day is the model (fixed size) and when each
@@ -47,6 +54,7 @@ from river import anomaly, stats
 
 from detectors.base import Context, Detector, make_alert
 from detectors.events import Activity, Alert, Payment
+from detectors.payments.ledger import Payers
 
 DAY = 86400.0
 DEFAULT_Q = 0.9995
@@ -56,6 +64,7 @@ DEFAULT_QUIET_DAYS = 7
 #: HalfSpaceTrees scores run from 0 (dense, usual) to 1 (alone): 0.8 is "rare"
 #: whatever the quantile says (a population of identical days scores 0.70-0.73).
 DEFAULT_MIN_SCORE = 0.8
+DEFAULT_REPAID_SHARE = 0.8
 #: Seed of the trees' random splits: a fixed seed makes every run decide alike.
 DEFAULT_SEED = 7
 #: Payments of the day an alert cites.
@@ -89,20 +98,24 @@ class _Day:
         "n_out",
         "payees",
         "payers",
+        "repaid",
         "rounds",
         "sum_in",
         "sum_out",
     )
 
     def __init__(self) -> None:
-        self.n_in = self.n_out = self.rounds = 0
+        self.n_in = self.n_out = self.rounds = self.repaid = 0
         self.sum_in = self.sum_out = self.largest = 0.0
         self.payers: set[str] = set()
         self.payees: set[str] = set()
         self.event_ids: list[str] = []  # the first CITED of the day, for the analyst
 
-    def add(self, incoming: bool, amount: float, other: str, event_id: str) -> None:
-        """Count one payment in (from ``other``) or out (to ``other``)."""
+    def add(
+        self, incoming: bool, amount: float, other: str, event_id: str, repaid: bool = False
+    ) -> None:
+        """Count one payment in (from ``other``) or out (to ``other``; ``repaid``: a payer)."""
+        self.repaid += repaid
         if incoming:
             self.n_in += 1
             self.sum_in += amount
@@ -153,7 +166,9 @@ class PaymentAnomaly(Detector):
         min_activity: int = DEFAULT_MIN_ACTIVITY,
         quiet_days: float = DEFAULT_QUIET_DAYS,
         min_score: float = DEFAULT_MIN_SCORE,
+        repaid_share: float = DEFAULT_REPAID_SHARE,
         seed: int = DEFAULT_SEED,
+        payers: Payers | None = None,
     ) -> None:
         self.q = q
         self.warm_up = warm_up
@@ -162,7 +177,9 @@ class PaymentAnomaly(Detector):
         self.min_activity = min_activity
         self.quiet_days = quiet_days
         self.min_score = min_score
+        self.repaid_share = repaid_share
         self.seed = seed
+        self.payers = payers if payers is not None else Payers()
         self._model = anomaly.HalfSpaceTrees(
             n_trees=TREES, height=HEIGHT, window_size=WINDOW, seed=seed
         )
@@ -170,7 +187,7 @@ class PaymentAnomaly(Detector):
         self._scored = 0
         self._day = -1
         self._today: dict[str, _Day] = {}  # accounts with two or more payments today
-        self._first: dict[str, tuple[bool, float, str, str]] = {}  # ... with one so far
+        self._first: dict[str, tuple[bool, float, str, str, bool]] = {}  # ... with one so far
         self._last_alert: dict[str, float] = {}
 
     @property
@@ -181,13 +198,17 @@ class PaymentAnomaly(Detector):
         payment = event.payment
         day = int(ctx.ts // DAY)
         alerts = self._close(day) if day > self._day else []  # late events join today
+        self.payers.observe(event, ctx.ts)
         if event.incoming:
             self._count(payment.payee, True, payment.payer, payment)
         if event.outgoing:
-            self._count(payment.payer, False, payment.payee, payment)
+            repaid = self.payers.has_paid(payment.payee, payment.payer)
+            self._count(payment.payer, False, payment.payee, payment, repaid)
         return alerts
 
-    def _count(self, name: str, incoming: bool, other: str, payment: Payment) -> None:
+    def _count(
+        self, name: str, incoming: bool, other: str, payment: Payment, repaid: bool = False
+    ) -> None:
         """Add one payment to ``name``'s day.
 
         Most accounts pay or are paid once a day and are never scored: their
@@ -198,11 +219,11 @@ class PaymentAnomaly(Detector):
         if d is None:
             first = self._first.pop(name, None)
             if first is None:
-                self._first[name] = (incoming, payment.amount, other, payment.event_id)
+                self._first[name] = (incoming, payment.amount, other, payment.event_id, repaid)
                 return
             d = self._today[name] = _Day()
             d.add(*first)
-        d.add(incoming, payment.amount, other, payment.event_id)
+        d.add(incoming, payment.amount, other, payment.event_id, repaid)
 
     def _close(self, day: int) -> list[Alert]:
         """Score the finished day's busy accounts (in name order: deterministic)."""
@@ -226,6 +247,7 @@ class PaymentAnomaly(Detector):
             # of one and the same day drift a little as its windows turn over.
             odd = (
                 self._scored >= self.warm_up
+                and d.repaid < self.repaid_share * (d.n_in + d.n_out)
                 and threshold is not None
                 and score > threshold
                 and score >= self.min_score

@@ -1,48 +1,94 @@
-"""``mass_layoff``: a large share of an employer's staff let go for redundancy, quickly.
+"""``mass_layoff``: a large share of an employer's staff cut for redundancy within weeks.
 
-Headcount comes from the stream itself: an employee counts from the first
-hire, accrual or payment that names them until their termination (a stream
-may start long after people were hired); the final wages paid after a
-termination do not bring them back. Only terminations for
-``redundancy`` count towards a layoff; contract ends, voluntary quits and
-dismissals for misconduct do not.
+What the pattern is. A mass (collective) layoff is the employer ending many
+jobs at once for reasons of its own (economic, technological, structural),
+not for anything the employees did or chose. Its defining mechanics:
 
-An alert is raised when, within ``window_days``, the redundancies reach
+- **the employer's initiative, for redundancy**: the Labour Code of the
+  Republic of Kazakhstan (2015, Article 52) lets an employer end a contract on
+  a reduction in the number or staff of employees, with at least a month's
+  notice; ILO Convention No. 158 (Termination of Employment, 1982, Articles 13
+  and 14) asks for consultation and notice to the authorities when terminations
+  for economic, technological, structural or similar reasons are contemplated;
+- **many people within a short window, as a share of the workforce**: the US
+  WARN Act (29 U.S.C. 2101(a)(3)) counts a mass layoff at 33 % of a site's
+  staff, and at least 50 people, within 30 days (or 500 people at any share);
+  the EU Collective Redundancies Directive (98/59/EC) counts 10 people at 20-100
+  workers, 10 % at 100-300, 30 people beyond, within 30 days; regional practice
+  also uses absolute counts (50 people in 30 days: domain notes);
+- **at any employer size**: most employers here are micro and small (domain
+  notes), where the laws' floors of 50 or 10 people can never be met, yet a
+  third of a nine-person staff cut in two weeks is the same event; the share
+  is the measure, with a floor of a few people so that one or two
+  redundancies are not "mass", and the harm, so the severity, grows with the
+  number of people;
+- **dressed up or spread out**: employers split layoffs into steps, and may
+  record part of a layoff as an agreed departure (reason ``other``: no
+  notice, no severance) on the same days as the redundancies.
 
-- ``min_share`` of the headcount the employer had when the first of them fell
-  **and** at least ``min_count`` people, or
+Lawful look-alikes: seasonal or fixed-term contracts ending together
+(``contract_end``: the contract said so from the start); ordinary churn (quits,
+dismissals for misconduct, people leaving for other reasons at their own
+pace); one or two redundancies (a post abolished: at a micro employer that is a
+large share of the staff, but not a mass layoff); a large employer trimming a
+few posts (a small share, under the absolute count); the final wages paid after
+a termination (they do not bring the leaver back).
+
+How it is detected. Headcount comes from the stream itself: an employee
+counts from the first hire, accrual or payment that names them until their
+termination (a stream may start long after people were hired; a month of pay
+shows everyone paid monthly), and is forgotten after ``FORGET_AFTER_DAYS``
+(45) unseen; final wages after a termination do not count them back, and a
+leaver hired again is no longer counted as lost. Each termination for
+``redundancy`` counts, and so does one for ``other`` reasons within
+``link_days`` of a redundancy of the same employer (part of the same cut);
+``contract_end``, ``voluntary`` and ``misconduct`` never do. An alert is raised
+when, within ``window_days``, the counted terminations reach
+
+- ``min_share`` of the headcount the employer had just before the first of
+  them **and** at least ``min_count`` people, or
 - ``absolute_count`` people, whatever the share.
 
-Defaults, and why: the US WARN Act counts a mass layoff at 33 % of a site's
-staff (at least 50 people) within 30 days, and regional practice also uses
-an absolute count (50 people in 30 days). Most employers here are small, so
-a 50-person floor would ignore nearly all of them: the share is kept
-(30 %, a little under WARN's third, since layoffs are often split to stay
-under it) with a floor of 5 people, so that one or two redundancies at a
-micro business are not a "mass" layoff; 50 people in 30 days counts at any
-size. Half the staff, or 100 people, makes it critical.
+The decision rests on terminations that happened, so it is taken on the
+termination that crosses the bar, without waiting. An employer whose staff the
+stream has not yet shown (no accrual or payment seen) is judged on its next
+accrual or payment instead, once the headcount is known. Half the staff, or
+``CRITICAL_COUNT`` people, makes the finding critical. One finding per cut: it
+ends once ``window_days`` pass without a counted termination.
+
+Defaults, and why: ``window_days`` 30 (WARN, the EU directive and regional
+practice all count within 30 days); ``min_share`` 0.30, a little under WARN's
+third, since layoffs are split to stay under it; ``min_count`` 3, since two
+people are "one or two redundancies" at any size and three of nine in two
+weeks is a third of a micro employer; ``absolute_count`` 50 (WARN's and the
+regional count); ``link_days`` 3 (the days of one notice round: an 'other'
+departure on the same days as redundancies is part of them, one weeks away is
+churn).
 
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.base import escalates, Context
+>>> from detectors.base import Context
 >>> from detectors.events import PayrollEvent
 >>> det, ctx = MassLayoff(), Context(None)
 >>> t0 = datetime(2022, 10, 1, tzinfo=timezone.utc)
 >>> def feed(n, kind, day, employee, reason=None):
 ...     ev = PayrollEvent(event_id=f"e-{n}", ts=t0 + timedelta(days=day), type=kind,
-...         employer="E-1", employee=employee, reason=reason)
+...         employer="E-1", employee=employee, reason=reason,
+...         period="2022-09" if kind == "accrual" else None,
+...         amount=200_000.0 if kind == "accrual" else None)
 ...     ctx.ts = ev.ts.timestamp(); return det.update(ev, ctx)
->>> for k in range(12):
-...     _ = feed(k, "hire", 0, f"W-{k}")
->>> [feed(100 + k, "termination", 10 + k, f"W-{k}", "redundancy") for k in range(4)]
-[[], [], [], []]
->>> [alert] = feed(104, "termination", 14, "W-4", "redundancy")
+>>> for k in range(9):
+...     _ = feed(k, "accrual", 0, f"W-{k}")
+>>> [feed(100 + k, "termination", 3 + 4 * k, f"W-{k}", "redundancy") for k in range(2)]
+[[], []]
+>>> [alert] = feed(102, "termination", 12, "W-2", "redundancy")
 >>> alert.reasons[0]
-'5 of 12 employees (42%) terminated for redundancy within 4 days'
+'3 of 9 employees (33%) terminated for redundancy within 9 days'
 """
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -53,35 +99,47 @@ DAY = 86400.0
 #: See the module docstring for why these values.
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_MIN_SHARE = 0.30
-DEFAULT_MIN_COUNT = 5
+DEFAULT_MIN_COUNT = 3
 DEFAULT_ABSOLUTE_COUNT = 50
+DEFAULT_LINK_DAYS = 3.0
+#: Half the staff, or this many people, makes a layoff critical.
 CRITICAL_SHARE = 0.5
 CRITICAL_COUNT = 100
-#: An employee not seen for this long (no accrual, payment or hire) is no longer counted.
-FORGET_AFTER_DAYS = 100
+#: An employee not seen for this long (no accrual, payment or hire) is no longer counted:
+#: everyone on the books is accrued and paid monthly, so someone missing from a month and
+#: a half of payroll has left, whether or not the stream said so (checked every 30 days).
+FORGET_AFTER_DAYS = 45
+#: Reasons that can be part of a layoff; 'other' only beside a redundancy.
+REDUNDANCY, OTHER = "redundancy", "other"
 
 
 @dataclass
 class _Staff:
-    """An employer's known employees and its recent redundancies."""
+    """An employer's known employees and its recent cuts."""
 
     seen: dict[str, float] = field(default_factory=dict)  # employee -> last seen
     # employee -> when terminated: their final wages are paid after they left, and
     # must not count them back into the headcount
     left: dict[str, float] = field(default_factory=dict)
-    # (ts, employee, event id) of redundancies in the window
-    redundancies: deque[tuple[float, str, str]] = field(default_factory=deque)
-    base: int = 0  # headcount when the window's first redundancy fell
-    finding: str = ""
+    # From when the stream has shown the staff: a day after the first accrual or
+    # payment (a pay round takes a day). Before it, the headcount is not known.
+    known_at: float = math.inf
+    # Terminations for redundancy or 'other' reasons in the window, sorted by time:
+    # (ts, reason, employee, event id, headcount just before, or -1 if not yet known)
+    cuts: list[tuple[float, str, str, str, int]] = field(default_factory=list)
+    pending: bool = False  # cuts seen before the headcount was known, not yet judged
+    finding: str = ""  # the open finding (first counted termination's event id), or ""
     severity: str = "info"
+    last_cut: float = -math.inf  # the open finding's latest counted termination
     swept: float = 0.0
 
 
 class MassLayoff(Detector):
-    """Flags employers letting a large share of their staff go for redundancy.
+    """Flags employers cutting a large share of their staff for redundancy within weeks.
 
     Parameters:
-        window_days, min_share, min_count, absolute_count: see the module docstring.
+        window_days, min_share, min_count, absolute_count, link_days: see the
+        module docstring.
     """
 
     kind = "mass_layoff"
@@ -93,11 +151,13 @@ class MassLayoff(Detector):
         min_share: float = DEFAULT_MIN_SHARE,
         min_count: int = DEFAULT_MIN_COUNT,
         absolute_count: int = DEFAULT_ABSOLUTE_COUNT,
+        link_days: float = DEFAULT_LINK_DAYS,
     ) -> None:
         self.window_days = window_days
         self.min_share = min_share
         self.min_count = min_count
         self.absolute_count = absolute_count
+        self.link_days = link_days
         self._employers: dict[str, _Staff] = {}
 
     @property
@@ -112,33 +172,80 @@ class MassLayoff(Detector):
         if ts - staff.swept > 30 * DAY:
             self._forget(staff, ts)
         employee = event.employee
-        if event.type != "termination":
-            if event.type == "hire" or employee not in staff.left:
+        kind = event.type
+        if kind != "termination":
+            if kind == "hire":
+                if employee in staff.left:  # hired again: no job lost
+                    del staff.left[employee]
+                    staff.cuts = [c for c in staff.cuts if c[2] != employee]
+            elif staff.known_at == math.inf:
+                staff.known_at = ts + DAY
+            if kind == "hire" or employee not in staff.left:
                 staff.seen[employee] = max(ts, staff.seen.get(employee, ts))
+            if staff.pending and ts >= staff.known_at:  # the staff is known now: judge
+                staff.pending = False
+                if staff.cuts:
+                    return self._judge(event, staff, ts)
             return []
-        staff.left[employee] = ts
-        if event.reason != "redundancy":
-            staff.seen.pop(employee, None)
-            return []
-        window = staff.redundancies
-        while window and window[0][0] < ts - self.window_days * DAY:
-            window.popleft()
-        if not window:  # a new window: remember the headcount it starts from
-            staff.base = max(len(staff.seen), 1)
-            staff.finding, staff.severity = event.event_id, "info"
         staff.seen.pop(employee, None)
-        window.append((ts, employee, event.event_id))
-        count = len(window)
-        share = count / staff.base
-        if not (
-            (share >= self.min_share and count >= self.min_count) or count >= self.absolute_count
+        staff.left[employee] = ts
+        reason = event.reason
+        if reason != REDUNDANCY and reason != OTHER:
+            return []
+        # Headcount just before: everyone on the books now, this employee, and those cut
+        # after it in event time whose terminations were delivered first (deliveries
+        # come up to a day late: a cut's first termination arriving last found the
+        # others gone, and judged 12 of 38 what was 12 of 41).
+        before = -1
+        if ts >= staff.known_at:
+            before = len(staff.seen) + 1 + sum(1 for c in staff.cuts if c[0] > ts)
+        bisect.insort(staff.cuts, (ts, reason, employee, event.event_id, before))
+        if before < 0:
+            staff.pending = True
+        return self._judge(event, staff, ts)
+
+    def _judge(self, event: PayrollEvent, staff: _Staff, ts: float) -> list[Alert]:
+        """Count the cut in the window up to its latest termination; alert at a bar."""
+        cuts = staff.cuts
+        now = cuts[-1][0]
+        horizon = now - self.window_days * DAY
+        # Keep what a later termination may still be counted with, or linked to.
+        keep = bisect.bisect_left(cuts, (horizon - self.link_days * DAY,))
+        if keep:
+            del cuts[:keep]
+        redundancies = [c[0] for c in cuts if c[1] == REDUNDANCY]
+        counted = [
+            c
+            for c in cuts
+            if c[0] >= horizon and (c[1] == REDUNDANCY or self._linked(c[0], redundancies))
+        ]
+        if not counted:
+            return []
+        if staff.finding and counted[-1][0] - staff.last_cut > self.window_days * DAY:
+            staff.finding, staff.severity = "", "info"  # a new cut, long after the last
+        count = len(counted)
+        known = ts >= staff.known_at
+        base = counted[0][4]
+        if base < 0:  # cut before the staff was known: everyone now, and those cut
+            base = len(staff.seen) + count
+        share = count / max(base, count)
+        if count < self.absolute_count and not (
+            known and share >= self.min_share and count >= self.min_count
         ):
             return []
         severity = "critical" if share >= CRITICAL_SHARE or count >= CRITICAL_COUNT else "warning"
+        if not staff.finding:
+            staff.finding = counted[0][3]
+        staff.last_cut = max(staff.last_cut, counted[-1][0])
         if not escalates(severity, staff.severity):
             return []
         staff.severity = severity
-        return [self._alert(event, staff, count, share, severity)]
+        return [self._alert(event, staff, counted, max(base, count), share, severity)]
+
+    def _linked(self, ts: float, redundancy_times: list[float]) -> bool:
+        """Is a redundancy within ``link_days`` of ``ts``?"""
+        i = bisect.bisect_left(redundancy_times, ts - self.link_days * DAY)
+        return i < len(redundancy_times) and redundancy_times[i] <= ts + self.link_days * DAY
 
     def _forget(self, staff: _Staff, ts: float) -> None:
         horizon = ts - FORGET_AFTER_DAYS * DAY
@@ -149,30 +256,45 @@ class MassLayoff(Detector):
         staff.swept = ts
 
     def _alert(
-        self, event: PayrollEvent, staff: _Staff, count: int, share: float, severity: str
+        self,
+        event: PayrollEvent,
+        staff: _Staff,
+        counted: list[tuple[float, str, str, str, int]],
+        base: int,
+        share: float,
+        severity: str,
     ) -> Alert:
-        first, last = staff.redundancies[0][0], staff.redundancies[-1][0]
+        first, last = counted[0][0], counted[-1][0]
         days = (last - first) / DAY
+        count = len(counted)
+        others = sum(1 for c in counted if c[1] == OTHER)
+        how = (
+            "for redundancy"
+            if not others
+            else f"({count - others} for redundancy, {others} for 'other' reasons on the same days)"
+        )
         return make_alert(
             kind=self.kind,
             entity=event.employer,
             finding=staff.finding,
             ts=event.ts,
             severity=severity,
-            score=min(1.0, share / CRITICAL_SHARE),
+            score=min(1.0, max(share / CRITICAL_SHARE, count / CRITICAL_COUNT)),
             reasons=[
-                f"{count} of {staff.base} employees ({share:.0%}) terminated for redundancy "
+                f"{count} of {base} employees ({share:.0%}) terminated {how} "
                 f"within {days:.0f} days",
                 f"thresholds: {self.min_share:.0%} of the staff and at least {self.min_count} "
                 f"people, or {self.absolute_count} people, within {self.window_days:g} days",
             ],
             evidence={
-                "redundancies": count,
-                "headcount_before": staff.base,
+                "terminated": count,
+                "redundancies": count - others,
+                "other_reasons": others,
+                "headcount_before": base,
                 "share": round(share, 3),
-                "first_redundancy": datetime.fromtimestamp(first, UTC).isoformat(),
+                "first_termination": datetime.fromtimestamp(first, UTC).isoformat(),
                 "span_days": round(days, 1),
                 "window_days": self.window_days,
             },
-            event_ids=[e for _, _, e in staff.redundancies],
+            event_ids=[c[3] for c in counted],
         )

@@ -1,9 +1,30 @@
 """``payroll_anomaly``: an employer's payroll drifting from its own history.
 
-Before wages go unpaid they often go late, and shrink: the pay day slips a
-few days further each month, or the wages accrued per head fall. This
-detector learns each employer's own habits with River online statistics and
-speaks when a month stands far from them, before a due date is missed.
+What the pattern is. Before wages go unpaid they usually go late, and shrink:
+an employer short of money pays later each month, still inside the deadline,
+and trims what it accrues, until a due date passes with wages owed. The
+authorities set out to catch delays in salaries in time (domain notes), and a
+detector that waits for the deadline (``salary_arrears``) speaks only once the
+debt exists. Its defining mechanics:
+
+- **a drift against the employer's own habit**, not against a rule: pay days
+  differ between employers (any day up to the deadline is lawful: the Labour
+  Code of the Republic of Kazakhstan has wages paid within the first ten days
+  of the following month), so each employer is its own yardstick;
+- **later and later**, not once: the pay day moves later than usual *and*
+  later than last period's, period after period (ILO Convention No. 95,
+  Protection of Wages, 1949, Article 12: wages paid at regular intervals);
+- **the same people paid less**: the wage of an employee is set by the
+  employment contract, so a fall in the same employees' accruals is a cut,
+  while a per-head average would move with every hire and leaver.
+
+Lawful look-alikes: a day's jitter in the pay day (weekends, bank days);
+wages in instalments (the first payment, an advance, comes early); bonuses and
+overtime moving wages a few percent; a payroll that grows or shrinks by hires
+and leavers; one period's payment made on the due day itself.
+
+Learned from each employer's own history with River online statistics, it
+speaks when a period stands far from it, before a due date is missed.
 
 For each employer and pay period it takes two figures:
 

@@ -1,19 +1,50 @@
 """``salary_arrears``: wages accrued for a period and not paid by the due date.
 
-Wages accrued for a period are due by ``due_day`` of the following month
-(local date in ``timezone``, through the tz database): the deadline is the
-local midnight that ends that day. What an employee was accrued for a period
-and not paid *before* the deadline is in arrears. Payments for a period add
-up (instalments); redelivered events count once (the engine drops them).
+What the pattern is. Wage arrears are a debt for work already done that has
+fallen due: the employer recognised the wage (accrued it for the period) and
+did not pay it by the date the law sets. Its defining mechanics:
 
-Tolerance: an employee is unpaid only when the shortfall exceeds
-``tolerance`` tenge (default 1). Employers that pay in whole tenge round the
-tiyn away, by up to 0.99 tenge; anything more is money missing.
+- **a deadline in law**: the Labour Code of the Republic of Kazakhstan (2015)
+  has wages paid at least once a month, no later than the first ten days of
+  the following month, hence ``due_day`` (default 10), a local date in
+  ``timezone`` (through the tz database: Almaty moved from UTC+6 to UTC+5 in
+  2024). The deadline is the local midnight that ends the due day; ILO
+  Convention No. 95 (Protection of Wages, 1949) likewise asks that wages be
+  paid regularly (Article 12);
+- **a shortfall at that instant**, per employee: what was accrued for the
+  period minus what was paid *before* the deadline. A payment made after it
+  settles the debt but did not prevent the arrears;
+- it **starts at the deadline**, whatever the employer does later, and
+  **grows** when another period's deadline passes with wages still owed, or
+  when most of the staff is unpaid (domain notes: about 29,000 workers a year
+  with some 93,000 tenge owed each).
 
-The decision rests on something not happening, so it waits: a timer at the
-deadline fires once the watermark has passed it, i.e. once every event up to
-the allowed lateness after the deadline has been seen, so a payment made on
-the due day and delivered hours late still counts.
+Lawful look-alikes, never arrears: wages in instalments (an advance and the
+balance, both before the deadline: payments for a period add up); whole-tenge
+rounding (``tolerance``, default 1 tenge per employee and period: rounding the
+tiyn away loses up to 0.99 tenge, anything more is money missing); payment on
+the due day itself, delivered hours late (counted: see below); payments for a
+period whose accruals the stream never showed (no deadline was at stake);
+redelivered payments (the engine counts an event once).
+
+When it is decided, and the alert's time. The decision rests on something
+*not* having happened, so it waits out the allowed lateness (contract): a
+timer at the deadline fires once the watermark of the employer's partition
+has passed it, i.e. once the partition has seen an event a full lateness
+(24 h) past the deadline, so a payment made on the due day and delivered
+hours late still counts. The alert carries the event time at which the
+decision became final, **deadline + allowed lateness**, not the time of
+whichever event happened to move the partition's watermark past it. That
+event belongs to whoever shares the partition: the days after the 10th are
+quiet (pay days are over; hires and terminations, none at night), so on a
+partition of a few hundred employers the first event after deadline + 24 h
+came 6 to 40 hours later, which is all issue 13's "found 30-66 h after the due
+date" was (a tuning world gave 33-34 h on one partition and 36-64 h on eight,
+with the same decisions). Stamped at the decision, an alert's time, and its
+time to detect, are the same whatever the partition layout, as the contract
+asks of replays. (The live worker still publishes it when the partition's
+next event arrives: the engine moves a partition's event time with that
+partition's own events only.)
 
 One alert per employer and finding, not per employee: how many employees,
 how much is owed, since which deadline. The finding is the first missed
@@ -36,9 +67,12 @@ nothing owed.
 >>> feed("payment", 3, "2022-11-10T23:30:00+06:00", amount=99_999.5)  # rounded, in time
 []
 >>> [(at, key)] = timers
->>> ctx.due, ctx.ts = at, at + 86400; [alert] = det.on_timer(key, ctx)
+>>> ctx.due, ctx.ts, ctx.watermark = at, at + 86400 + 7200, at + 7200  # 26 h past the deadline
+>>> [alert] = det.on_timer(key, ctx)
 >>> alert.reasons[0]
 '1 of 2 employees not paid their 2022-10 wages by 2022-11-10 (Asia/Almaty): 100,000 tenge owed'
+>>> alert.ts.isoformat()  # the deadline (2022-11-11T00:00+06:00) plus the 24 h lateness
+'2022-11-11T18:00:00+00:00'
 """
 
 from __future__ import annotations
@@ -75,6 +109,16 @@ class _Finding:
     first_due: float
     severity: str
     periods: list[str] = field(default_factory=list)
+
+
+def decided_at(ctx: Context) -> float:
+    """Event time at which a timer's decision became final: its time plus the lateness.
+
+    In ``on_timer`` the watermark is the partition's newest event time minus the
+    allowed lateness, so their difference is the lateness; the decision was
+    final once the watermark reached ``ctx.due``. Never later than ``ctx.ts``.
+    """
+    return min(ctx.ts, ctx.due + (ctx.ts - ctx.watermark))
 
 
 class SalaryArrears(Detector):
@@ -192,7 +236,7 @@ class SalaryArrears(Detector):
             kind=self.kind,
             entity=employer,
             finding=finding.first_period,
-            ts=datetime.fromtimestamp(ctx.ts, self._tz),
+            ts=datetime.fromtimestamp(decided_at(ctx), self._tz),
             severity=finding.severity,
             score=min(1.0, 0.5 + 0.5 * len(unpaid) / len(book.accrued)),
             reasons=reasons,

@@ -85,10 +85,13 @@ def payments(rng: random.Random) -> list[Payment]:
                 **fields,
             )
         )
-    # One collector: many new payers of round sums in two days (a pyramid's recruiting),
-    # most of each passed on within the hour (a mule's forwarding).
+    # After the mid-stream checkpoint: a collector kept stakes from many new payers in
+    # two days (a pyramid's recruiting) and a hub passed most of each payment on within
+    # the hour (a mule's forwarding).
     for i in range(40):
-        ts = START + timedelta(days=80, hours=i)  # after the mid-stream checkpoint
+        ts = START + timedelta(days=80, hours=i)
+        stake = 50_000.0 * (1 + i % 3)
+        events.append(Payment(f"stake-{i}", ts, f"INVESTOR-{i}", "PYR", stake, channel="card"))
         events.append(Payment(f"fan-in-{i}", ts, f"NEW-{i}", "HUB", 50_000.0, channel="card"))
         events.append(Payment(f"fan-out-{i}", ts + timedelta(minutes=30), "HUB", "OUT", 45_000.0))
     return events
@@ -151,6 +154,9 @@ def payroll(rng: random.Random) -> list[PayrollEvent]:
     return events
 
 
+SIZES = ["micro", "small", "medium", "large"]
+
+
 def inspections(rng: random.Random) -> list[Inspection]:
     events = []
     bases = ["routine", "complaint", "follow_up", "threat_to_life_health", "taxpayer_request"]
@@ -164,16 +170,22 @@ def inspections(rng: random.Random) -> list[Inspection]:
                     (authority, i) == ("FIRE", 0) and day >= 70
                 )
                 for k in range(rng.randint(2, 4) * (5 if rogue else 1)):
+                    basis = rng.choice(bases)
+                    # Non-exempt grounds at micro and small businesses rarely: otherwise
+                    # every inspector breaks the moratorium (to 2023) daily and is flagged
+                    # for it at once; a few slips remain for moratorium_violation.
+                    exempt = basis in ("threat_to_life_health", "taxpayer_request")
+                    sizes = SIZES if exempt or rng.random() < 0.03 else ["medium", "large"]
                     events.append(
                         Inspection(
                             event_id=f"in-{inspector}-{day}-{k}",
                             ts=START + timedelta(days=day, minutes=20 * k + i),
                             business=f"B-{rng.randrange(400)}",  # some get revisited
-                            business_size=rng.choice(["micro", "small", "medium", "large"]),
+                            business_size=rng.choice(sizes),
                             authority=authority,
                             inspector=inspector,
                             kind=rng.choice(["scheduled", "unscheduled", "preventive"]),
-                            basis=rng.choice(bases),
+                            basis=basis,
                         )
                     )
     return events

@@ -1,8 +1,10 @@
-"""``repeat_inspection``: weighted visits to one business within a window.
+"""``repeat_inspection``: how often, and by how many authorities, one business is visited.
 
-Expected figures are worked out by hand from the contract and the detector's
-documented weights (everyday 1, follow-up 0.25, exempt 0.25; warning at 3,
-critical at 5, within 60 days), never by asking the detector under test.
+Expected figures are worked out by hand from the typology and the detector's
+documented weights (a visit opening a matter 1, whatever its ground; a follow-up
+0.25; an authority's further exempt-ground visit 0.25; warning at 3, critical at
+5 with three everyday visits among them, within 60 days), never by asking the
+detector under test.
 """
 
 from __future__ import annotations
@@ -102,8 +104,46 @@ def test_four_visits_on_an_exempt_ground_raise_nothing():
     assert run(RepeatInspection(), events) == []
 
 
+def test_an_authoritys_further_visits_on_its_exempt_ground_continue_its_case():
+    # One authority, the same case: 1 + 0.25 + 0.25 + 0.25 = 1.75 < 3, even on two grounds.
+    events = [
+        visit("v1", 0, "threat_to_life_health"),
+        visit("v2", 5, "criminal_case"),
+        visit("v3", 10, "threat_to_life_health"),
+        visit("v4", 15, "prosecutor_order"),
+    ]
+    assert run(RepeatInspection(), events) == []
+
+
+def test_a_lawful_ground_never_hides_three_authorities_in_three_weeks():
+    # Issue 13: missed on an independently built world, one of the visits on a prosecutor's
+    # order (weighed 0.25 then: 2.25 < 3). Each authority's first visit opens a matter.
+    events = [
+        visit("v1", 0, "routine", authority="TAX"),
+        visit("v2", 9, "prosecutor_order", authority="LABOUR"),
+        visit("v3", 19, "complaint", authority="SANEPID"),
+    ]
+    detector = RepeatInspection()
+    assert per_event(detector, events[:2]) == [0, 0]
+    [alert] = check(detector, events[2])
+    assert alert.severity == "warning"
+    assert alert.evidence["weighted_visits"] == 3.0
+    assert alert.evidence["matters"] == 3
+    assert alert.evidence["everyday_visits"] == 2
+    assert alert.evidence["authorities"] == ["LABOUR", "SANEPID", "TAX"]
+    # All three on exempt grounds: the same pattern, still a warning.
+    exempt = [
+        visit("w1", 0, "threat_to_life_health", authority="FIRE"),
+        visit("w2", 4, "environmental_threat", authority="ECO"),
+        visit("w3", 8, "prosecutor_order", authority="LABOUR"),
+    ]
+    [alert] = run(RepeatInspection(), exempt)
+    assert alert.evidence["everyday_visits"] == 0 and alert.severity == "warning"
+
+
 def test_follow_ups_and_exempt_visits_add_up_with_everyday_ones():
-    # 1 + 1 + 0.25 + 0.25 + 0.25 = 2.75, then + 0.25 = 3.0: the sixth visit alerts.
+    # One authority: routine 1, complaint 1, follow-up 0.25, its first exempt visit
+    # (criminal_case) 1: 3.25 at the fourth visit; its second exempt one continues the case.
     events = [
         visit("v1", 0),
         visit("v2", 5, "complaint"),
@@ -113,11 +153,29 @@ def test_follow_ups_and_exempt_visits_add_up_with_everyday_ones():
         visit("v6", 25, "prosecutor_order"),
     ]
     detector = RepeatInspection()
-    assert per_event(detector, events[:5]) == [0] * 5
-    [alert] = check(detector, events[5])
-    assert alert.evidence["weighted_visits"] == 3.0
+    assert per_event(detector, events[:3]) == [0] * 3
+    [alert] = check(detector, events[3])
+    assert alert.evidence["weighted_visits"] == 3.25
     assert alert.evidence["everyday_visits"] == 2
-    assert alert.event_ids == ["v1", "v2", "v3", "v4", "v5", "v6"]
+    assert alert.event_ids == ["v1", "v2", "v3", "v4"]
+    assert per_event(detector, events[4:]) == [0, 0]  # 3.75: no escalation
+
+
+def test_exempt_grounds_lower_the_severity_never_the_pattern():
+    # Five authorities in a month, three on exempt grounds: 5 matters, but only two
+    # everyday visits: a warning; a sixth everyday visit (three everyday) makes it critical.
+    events = [
+        visit("v1", 0, "routine", authority="A"),
+        visit("v2", 5, "threat_to_life_health", authority="B"),
+        visit("v3", 10, "complaint", authority="C"),
+        visit("v4", 15, "prosecutor_order", authority="D"),
+        visit("v5", 20, "environmental_threat", authority="E"),
+        visit("v6", 25, "routine", authority="F"),
+    ]
+    detector = RepeatInspection()
+    raised = [check(detector, event) for event in events]
+    assert [[a.severity for a in r] for r in raised] == [[], [], ["warning"], [], [], ["critical"]]
+    assert "kept a warning" not in " ".join(raised[5][0].reasons)
 
 
 # --- one finding, escalated once, then a new episode -----------------------------------
@@ -199,13 +257,17 @@ def test_reasons_give_the_count_the_days_and_the_threshold():
     [alert] = run(RepeatInspection(), THREE)
     first, second = alert.reasons
     assert first.startswith(
-        "3 inspections in 45 days (3 on everyday grounds), weighing 3 against a threshold "
-        "of 3 in 60 days: "
+        "3 inspections in 45 days by 3 authorities, weighing 3 against a threshold of 3 in "
+        "60 days: "
     )
     assert "2023-03-01 AUTH-1 routine" in first
     assert "2023-03-21 AUTH-2 complaint" in first
     assert "2023-04-15 AUTH-3 routine" in first
-    assert second == "by 3 authorities; follow-ups weigh 0.25, exempt grounds 0.25"
+    assert second == (
+        "3 of them opened a matter of their own (3 on everyday grounds, 0 an authority's "
+        "first on an exempt ground); 0 continued one (follow-ups weigh 0.25, an authority's "
+        "further exempt visits 0.25)"
+    )
 
 
 def test_alerts_validate_against_the_alert_schema():
@@ -292,7 +354,7 @@ def test_custom_weights_and_thresholds_are_honoured():
     [warning] = run(detector, [visit("v1", 0), visit("v2", 3, "follow_up")])
     assert warning.evidence["weighted_visits"] == 2.0
     assert "against a threshold of 2 in 7 days" in warning.reasons[0]
-    assert "follow-ups weigh 1, exempt grounds 0.5" in warning.reasons[1]
+    assert "follow-ups weigh 1, an authority's further exempt visits 0.5" in warning.reasons[1]
     # threat_to_life_health is not exempt here: it weighs 1, so 3 in the window: critical.
     [critical] = check(detector, visit("v3", 6, "threat_to_life_health"))
     assert critical.severity == "critical" and critical.evidence["weighted_visits"] == 3.0
@@ -306,14 +368,15 @@ def test_custom_weights_and_thresholds_are_honoured():
     )
     # Visits 8 days apart never share a 7-day window.
     assert run(other, [visit("w1", 0), visit("w2", 8), visit("w3", 16)]) == []
-    # Two custom-exempt visits (0.5 each) and one everyday visit make 2.
+    # A custom-exempt visit opens the authority's case (1), a second continues it (0.5):
+    # 1.5; an everyday visit makes 2.5.
     events = [
         visit("x1", 0, "inspection_of_the_day", business="B-2"),
         visit("x2", 1, "inspection_of_the_day", business="B-2"),
     ]
     assert run(other, events) == []
     [alert] = check(other, visit("x3", 2, business="B-2"))
-    assert alert.evidence["weighted_visits"] == 2.0 and alert.evidence["everyday_visits"] == 1
+    assert alert.evidence["weighted_visits"] == 2.5 and alert.evidence["everyday_visits"] == 1
 
 
 def test_the_detector_does_not_mutate_its_input():

@@ -63,7 +63,7 @@ def test_an_int_is_accepted_where_a_float_is_expected():
         ("[pyramid_scheme]\nwindow_days = 7.5", "pyramid_scheme.window_days: expected a whole"),
         ("[pyramid_scheme]\nmin_stake_share = -0.1", "min_stake_share: expected a share"),
         ("[pyramid_scheme]\ncritical_stakes = 5", "critical_stakes must not be below min_stakes"),
-        ("[mule_account]\ncritical_forwards = 1", "critical_forwards must not be below"),
+        ("[mule_account]\ncritical_payers = 1", "critical_payers must not be below"),
         ("[mass_layoff]\nwindow_days = 0", "mass_layoff.window_days: expected a positive"),
         ("[inspector_anomaly]\nmin_peers = true", "inspector_anomaly.min_peers: expected a number"),
         ("[repeat_inspection]\nwindow_days = nan", "window_days: expected a finite number"),

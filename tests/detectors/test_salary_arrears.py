@@ -111,11 +111,11 @@ def test_unpaid_wages_raise_one_alert_per_employer_stamped_when_decided():
     events = [accrual(f"a{k}", f"W-{k}", amount) for k, amount in enumerate(amounts)]
     events += [payment(f"p{k}", f"W-{k}", amounts[k]) for k in (0, 2, 4)]  # W-1, W-3 unpaid
     assert run.all(events) == []
-    decided = DECIDED_2022_10 + timedelta(hours=15)  # the event that moves the watermark past
-    [alert] = run.send(tick("t", decided))
+    # The event that moves the watermark past the deadline comes 15 h after it could have.
+    [alert] = run.send(tick("t", DECIDED_2022_10 + timedelta(hours=15)))
     assert alert.kind == KIND
     assert (alert.domain, alert.entity, alert.entity_type) == ("payroll", "E-1", "employer")
-    assert alert.ts == decided  # not the deadline
+    assert alert.ts == DECIDED_2022_10  # the deadline plus the lateness: when it became final
     assert alert.ts != DEADLINE_2022_10
     assert alert.severity == "warning"  # 2 of 5 is under half the staff
     assert alert.event_ids == ["a1", "a3"]  # the unpaid accruals
@@ -136,6 +136,27 @@ def test_unpaid_wages_raise_one_alert_per_employer_stamped_when_decided():
     assert alert.score == 0.5 + 0.5 * 2 / 5
     assert alert.alert_id == alert_id(KIND, "E-1", "2022-10", "warning")
     validate_alert(alert)
+
+
+def test_the_alert_time_does_not_depend_on_who_else_shares_the_partition():
+    """Issue 13: arrears "found 30-66 h after the due date" on sparse partitions.
+
+    The timer fires with the first event of the partition a full lateness past the
+    deadline; on a quiet partition that event came hours or days later, and the alert
+    was stamped with it. The same employer's alert must carry the same time whether
+    its partition is busy or quiet.
+    """
+    events = [accrual("a0", "W-0"), accrual("a1", "W-1"), payment("p0", "W-0")]
+    busy, quiet = Run(), Run()
+    busy.all(events)
+    quiet.all(events)
+    hours = [1, 6, 12, 20, 23, 23.9, 24.1, 30]  # other employers' hires, every few hours
+    [from_busy] = busy.all(
+        [tick(f"b{h}", DEADLINE_2022_10 + timedelta(hours=h), "E-2") for h in hours]
+    )
+    [from_quiet] = quiet.send(tick("q", DECIDED_2022_10 + timedelta(hours=42), "E-3"))
+    assert from_busy.ts == from_quiet.ts == DECIDED_2022_10
+    assert from_busy == from_quiet
 
 
 def test_two_employers_in_arrears_get_one_alert_each():
