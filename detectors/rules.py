@@ -74,6 +74,7 @@ class PyramidSchemeParams:
     fee_share: float = _field(pyramid.DEFAULT_FEE_SHARE, SHARE)
     circle_size: int = _field(pyramid.DEFAULT_CIRCLE_SIZE)
     bloom_multiple: float = _field(pyramid.DEFAULT_BLOOM_MULTIPLE)
+    min_blooms: int = _field(pyramid.DEFAULT_MIN_BLOOMS)
     critical_stakes: int = _field(pyramid.DEFAULT_CRITICAL_STAKES)
     min_returns: int = _field(pyramid.DEFAULT_MIN_RETURNS)
     warm_up_days: float = _field(pyramid.DEFAULT_WARM_UP_DAYS, NON_NEGATIVE)

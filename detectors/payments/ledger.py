@@ -11,7 +11,8 @@ payment.
 Each detector calls :meth:`Payers.observe` with the activity it is given; the
 first call for an activity records it and the others get the same answer, so
 the order detectors run in does not matter. Cash withdrawals (``cash_out``)
-are not payments to the desk's owner and are not recorded. An account that
+are not payments to the desk's owner, and cash deposits (``cash_in``) are the
+account holder's own money, not a desk paying them: neither is recorded. An account that
 has received nothing for ``idle_days`` is forgotten (once a day of event time).
 """
 
@@ -26,6 +27,10 @@ DAY = 86400.0
 #: 45 days: a relative or an employer paying monthly (every 27-33 days) is still known
 #: the next month, so its money is not taken for a stranger's.
 DEFAULT_IDLE_DAYS = 45
+#: Channels whose "payer" is a bank's cash desk, not a person paying the payee: a
+#: withdrawal (``cash_out``) is the payer's own money leaving, a deposit (``cash_in``)
+#: the payee's own cash coming in. Neither makes the desk one of the payee's payers.
+NOT_FROM_A_PAYER = frozenset({"cash_in", "cash_out"})
 
 
 def forget_idle(accounts: dict[str, Any], before: float) -> None:
@@ -70,7 +75,7 @@ class Payers:
             return self._new
         self._activity = activity
         payment = activity.payment
-        if not activity.incoming or payment.channel == "cash_out":
+        if not activity.incoming or payment.channel in NOT_FROM_A_PAYER:
             self._new = False
             return False
         day = int(ts // DAY)

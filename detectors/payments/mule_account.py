@@ -18,7 +18,8 @@ What makes it one, and what the rule counts, per account:
 - an outflow **passes on** recent inflows when it leaves within
   ``forward_hours`` of them and carries ``min_share`` to 100 % of one inflow,
   or of the newest two to ``max_pool`` inflows taken together (pooled); it
-  goes to someone who has never paid the account, or is a cash withdrawal
+  goes to someone who has never paid the account, or is a cash withdrawal, of
+  at least ``min_amount`` like the inflows
   (repaying a payer is not passing money on; pyramid "returns" are not
   either); each inflow is passed on at most once;
 - **unrelated payers**: only inflows from payers new to the account count (a
@@ -51,8 +52,9 @@ Lawful look-alikes, and what keeps them out:
 
 Cash moves through the bank's own desks: a withdrawal (``cash_out``) is not
 money *received* by the desk's owner, nor is a deposit (``cash_in``) money
-*sent* by it, so a desk is never a mule; a withdrawal by the account itself
-is a pass like any other.
+*sent* by it, so a desk is never a mule; a deposit is the account holder's
+own cash, counted in the money received but never passed on as a payer's; a
+withdrawal by the account itself is a pass like any other.
 
 Defaults (detectors/rules.toml says why each): 12 hours, half an inflow, pools
 of up to 4, three days' window, 2 new payers (4 in a stream's first 35
@@ -199,7 +201,7 @@ class MuleAccount(Detector):
             if account is None:
                 account = self._accounts[payment.payee] = _Account()
             amount = payment.amount
-            if amount >= self.min_amount:
+            if amount >= self.min_amount and channel != "cash_in":  # a deposit is its own cash
                 account.last_ts = ts
                 account.pending.append((ts, amount, payment.payer, payment.event_id, new))
                 if len(account.pending) > MAX_PENDING:
@@ -233,6 +235,8 @@ class MuleAccount(Detector):
         if payment.channel != "cash_out" and self.payers.has_paid(payment.payee, name):
             return []  # paying a payer back: a refund or a "return", not a forward
         amount = payment.amount
+        if amount < self.min_amount:
+            return []  # a purchase of a few thousand passes nothing on worth laundering
         carried = self._match(pending, amount, ts)
         if not carried:
             return []

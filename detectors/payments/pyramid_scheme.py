@@ -28,7 +28,8 @@ Lawful look-alikes, and the mechanics that tell them apart:
   start learns who already pays whom);
 - a group purchase: friends' shares, small, once, paid on to a merchant;
 - a landlord or a family: a handful of payers, never a crowd;
-- withdrawals at a cash desk (channel ``cash_out``) are not payments to it;
+- withdrawals at a cash desk (channel ``cash_out``) are not payments to it, and
+  deposits (``cash_in``) are the account holder's own cash, not a new payer's;
 - a money mule's account: a crowd of new payers, but the money leaves within
   hours (``mule_account`` is about it).
 
@@ -49,18 +50,19 @@ at least ``min_stake_share`` of the newcomers' payments, while no more than
 stakes to pay "returns" and skims some, a mule's account (``mule_account``)
 passes nearly all straight on. A mule has not yet passed on its newest stakes,
 so the share is judged only once ``OLD_SHARE`` of the money staked is
-``HOLD_HOURS`` old. When
-``fee_share`` of the account's stakes are one and the same sum (a fixed
-contribution: the shape of a savings circle as much as of a gifting pyramid),
-that is not enough: it also needs more stakes than a circle has members
-(``circle_size``) or a return of at least ``bloom_multiple`` contributions to
-an earlier staker within the window. **Critical** at ``critical_stakes`` stakes or ``min_returns``
-returns.
+``HOLD_HOURS`` old. When ``fee_share`` of the account's stakes are one or two
+sums (a fixed contribution: the shape of a savings circle, or of two, as much
+as of a gifting pyramid), that is not enough: it also needs more stakes than a
+circle has members (``circle_size``), or ``min_blooms`` pay-outs of at least
+``bloom_multiple`` contributions to earlier stakers within the window (later
+payers' money paid out again and again, not one transfer to a friend who
+happens to be in the circle). **Critical** at ``critical_stakes`` stakes or
+``min_returns`` returns.
 
 Defaults (detectors/rules.toml says why each): a week's window, 20,000 tenge,
 10 stakes on 2 days making 60 % of the newcomers' payments, at most 40 % passed
-on; a fixed contribution 80 % of stakes, circles of up to 30 members, a bloom
-of 2 contributions; critical at 50 stakes or 3 returns. State per account: a
+on; a fixed contribution 80 % of stakes in one or two sums, circles of up to 30
+members, two blooms of 2 contributions; critical at 50 stakes or 3 returns. State per account: a
 few day buckets, at most ``MAX_STAKES`` recent stakes and a 128-byte filter of
 its stakers besides the shared filter of its payers; an account no new payer has paid for
 ``IDLE_DAYS`` is forgotten.
@@ -106,6 +108,7 @@ DEFAULT_MAX_PASSED_SHARE = 0.4
 DEFAULT_FEE_SHARE = 0.8
 DEFAULT_CIRCLE_SIZE = 30
 DEFAULT_BLOOM_MULTIPLE = 2.0
+DEFAULT_MIN_BLOOMS = 2
 DEFAULT_CRITICAL_STAKES = 50
 DEFAULT_MIN_RETURNS = 3
 DEFAULT_WARM_UP_DAYS = 14
@@ -157,6 +160,7 @@ class PyramidScheme(Detector):
         fee_share: float = DEFAULT_FEE_SHARE,
         circle_size: int = DEFAULT_CIRCLE_SIZE,
         bloom_multiple: float = DEFAULT_BLOOM_MULTIPLE,
+        min_blooms: int = DEFAULT_MIN_BLOOMS,
         critical_stakes: int = DEFAULT_CRITICAL_STAKES,
         min_returns: int = DEFAULT_MIN_RETURNS,
         warm_up_days: float = DEFAULT_WARM_UP_DAYS,
@@ -171,6 +175,7 @@ class PyramidScheme(Detector):
         self.fee_share = fee_share
         self.circle_size = circle_size
         self.bloom_multiple = bloom_multiple
+        self.min_blooms = min_blooms
         self.critical_stakes = critical_stakes
         self.min_returns = min_returns
         self.warm_up_days = warm_up_days
@@ -240,15 +245,19 @@ class PyramidScheme(Detector):
         return counts
 
     def _fee(self, account: _Account) -> float | None:
-        """The account's fixed contribution: the sum ``fee_share`` of its recent stakes are."""
+        """The account's fixed contribution, if ``fee_share`` of its recent stakes are one
+        or two sums (the larger of them), else None."""
         stakes = account.stakes
         if not stakes:
             return None
         counts: dict[float, int] = {}
         for _, amount in stakes:
             counts[amount] = counts.get(amount, 0) + 1
-        fee, count = max(counts.items(), key=lambda item: (item[1], item[0]))
-        return fee if count >= self.fee_share * len(stakes) else None
+        # One sum, or two: a member of two circles may take both pots in one week.
+        top = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)[:2]
+        if sum(count for _, count in top) < self.fee_share * len(stakes):
+            return None
+        return max(fee for fee, _ in top)  # the larger: a pay-out must outgrow either
 
     def _cite(self, account: _Account, event_id: str) -> None:
         account.cited.append(event_id)
@@ -275,7 +284,7 @@ class PyramidScheme(Detector):
             return []  # the money flows straight on: a pipe (mule_account), not a pyramid
         fee = self._fee(account)
         blooms = sum(c[6] for c in days)
-        if fee and stakes <= self.circle_size and not blooms:
+        if fee and stakes <= self.circle_size and blooms < self.min_blooms:
             return []  # one contribution from no more than a circle: maybe a savings group
         critical = stakes >= self.critical_stakes or returns >= self.min_returns
         severity = "critical" if critical else "warning"

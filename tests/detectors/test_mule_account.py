@@ -324,8 +324,14 @@ def test_paying_someone_who_once_paid_the_account_is_no_forward():
 def test_inflows_under_ten_thousand_are_not_counted():
     small = [(9_999.0, 9_000.0, 10 * k, 1) for k in range(6)]
     assert feed(mule_world(small)) == []
-    floor = [(10_000.0, 9_000.0, 10 * k, 1) for k in range(2)]
+    floor = [(10_000.0, 10_000.0, 10 * k, 1) for k in range(2)]
     assert [a.severity for a in feed(mule_world(floor))] == ["warning"]
+
+
+def test_payments_under_ten_thousand_pass_nothing_on():
+    # Each inflow of 10,000 is followed by 9,999 out (a purchase, say): no pass.
+    under = [(10_000.0, 9_999.0, 10 * k, 1) for k in range(6)]
+    assert feed(mule_world(under)) == []
 
 
 def test_one_forward_is_not_enough():
@@ -854,3 +860,21 @@ def test_an_account_paid_for_a_month_and_never_forwarding_keeps_bounded_state():
     account = detector._accounts["SHOP"]
     assert len(account.arrivals) <= detector.window_hours + 2
     assert len(account.pending) <= 32
+
+
+def test_cash_deposited_and_taken_out_again_is_no_pass():
+    # Regression: a deposit's desk counted as a new payer, so an ordinary person paying
+    # cash in at two desks and taking it out (or sending it on) looked like a pipe.
+    world = []
+    for k in range(3):
+        world.append(pay(f"dep-{k}", 10 * k, f"CASH-{k}", MULE, 50_000.0, "cash_in"))
+        world.append(pay(f"out-{k}", 10 * k + 2, MULE, EXIT, 45_000.0))
+    assert feed(world) == []
+    # The same sums from people are a pipe.
+    paid = [
+        p
+        if not p.event_id.startswith("dep")
+        else pay(p.event_id, 10 * int(p.event_id[-1]), f"P-{p.event_id[-1]}", MULE, 50_000.0)
+        for p in world
+    ]
+    assert feed(paid)

@@ -518,23 +518,30 @@ def test_one_contribution_from_more_payers_than_a_circle_has_is_a_pyramid():
     assert alert.evidence["fixed_contribution"] == 37_500.0
 
 
-def test_a_fixed_contribution_with_a_bloom_is_a_pyramid():
-    # The 12 members' pot, then a pay-out of two contributions to the first of them.
-    raised = per_event(quick(), [*kassa(), pay("bloom", 3, "TAKER", "MEMBER-0", 100_000.0)])
-    assert list(raised) == ["bloom"]
-    [alert] = raised["bloom"]
+def test_a_fixed_contribution_with_two_blooms_is_a_pyramid():
+    # The 12 members' pot, then pay-outs of two contributions to the first two of them.
+    blooms = [
+        pay("bloom-0", 3, "TAKER", "MEMBER-0", 100_000.0),
+        pay("bloom-1", 3.1, "TAKER", "MEMBER-1", 100_000.0),
+    ]
+    raised = per_event(quick(), [*kassa(), *blooms])
+    assert list(raised) == ["bloom-1"]  # one pay-out is a transfer to a friend, two a pattern
+    [alert] = raised["bloom-1"]
     assert alert.severity == "warning"
     assert alert.reasons == [
         "12 new payers sent 20,000 tenge or more each in 4 days (100% of payments from new payers)",
-        "one fixed contribution of 50,000 tenge, and 1 pay-out(s) of 2 or more contributions "
+        "one fixed contribution of 50,000 tenge, and 2 pay-out(s) of 2 or more contributions "
         "to earlier stakers",
         "new stakes per day: 4, 4, 4, 0",
-        "1 payments of 100,000 tenge back to earlier stakers (17% of the 600,000 staked)",
+        "2 payments of 200,000 tenge back to earlier stakers (33% of the 600,000 staked)",
     ]
-    assert alert.evidence["returns"] == 1
-    assert alert.event_ids[-1] == "bloom"
-    # A pay-out a tenge under two contributions is no bloom.
-    assert feed(quick(), [*kassa(), pay("payout", 3, "TAKER", "MEMBER-0", 99_999.0)]) == []
+    assert alert.evidence["returns"] == 2
+    assert alert.event_ids[-1] == "bloom-1"
+    # Pay-outs a tenge under two contributions are no blooms.
+    under = [pay(f"payout-{k}", 3 + k / 10, "TAKER", f"MEMBER-{k}", 99_999.0) for k in range(2)]
+    assert feed(quick(), [*kassa(), *under]) == []
+    # With one bloom needed, the first pay-out is enough.
+    assert [a.event_ids[-1] for a in feed(quick(min_blooms=1), [*kassa(), *blooms])] == ["bloom-0"]
 
 
 def test_a_kassa_taker_paying_the_next_taker_one_contribution_is_no_bloom():
@@ -543,14 +550,18 @@ def test_a_kassa_taker_paying_the_next_taker_one_contribution_is_no_bloom():
     assert feed(quick(), world) == []
 
 
-@pytest.mark.parametrize(("fixed", "alerts"), [(8, 0), (7, 1)])
-def test_a_fixed_contribution_is_eighty_percent_of_the_stakes(fixed, alerts):
-    # Ten stakes over three days: the first 10 - fixed of other sums, then ``fixed`` of 50,000.
-    others = (60_000.0, 70_000.0, 80_000.0)
-    world = [
-        pay(p.event_id, day_of(p), p.payer, p.payee, others[n] if n < 10 - fixed else p.amount)
-        for n, p in enumerate(kassa(10))
-    ]
+@pytest.mark.parametrize(
+    ("sums", "alerts"),
+    [
+        ((50_000.0,) * 8 + (60_000.0, 70_000.0), 0),  # one sum is 80 %: a contribution
+        ((50_000.0,) * 5 + (30_000.0,) * 3 + (60_000.0, 70_000.0), 0),  # two sums, 80 %
+        ((50_000.0,) * 6 + (60_000.0, 70_000.0, 80_000.0, 90_000.0), 1),  # two sums, 70 %
+    ],
+)
+def test_a_fixed_contribution_is_eighty_percent_of_the_stakes_in_one_or_two_sums(sums, alerts):
+    # Ten stakes over three days, of these sums in turn (a member of two circles may take
+    # both pots in one week).
+    world = [pay(p.event_id, day_of(p), p.payer, p.payee, sums[n]) for n, p in enumerate(kassa(10))]
     assert len(feed(quick(), world)) == alerts
 
 
@@ -790,3 +801,16 @@ def test_an_account_idle_for_thirty_days_is_forgotten():
     [alert] = run(detector, activities(world))
     assert alert.entity == "ACC-A"
     assert alert.evidence["stakes_per_day"] == [7, 3]
+
+
+def test_cash_deposits_are_no_stakes():
+    # Regression: a deposit's desk counted as a new payer of a "stake".
+    deposits = [
+        pay(f"dep-{n}", n / 4, f"CASH-{n}", ORGANISER, SUMS[n % 3], "cash_in") for n in range(12)
+    ]
+    assert feed(quick(), deposits) == []
+    # The same sums from people are stakes.
+    staked = [
+        pay(p.event_id, day_of(p), f"INV-{n}", ORGANISER, p.amount) for n, p in enumerate(deposits)
+    ]
+    assert feed(quick(), staked)
