@@ -129,9 +129,9 @@ class _Account:
     # (Lists, not deques: a deque costs over 600 bytes empty, and these stay short.)
     pending: list[tuple[float, float, str, str, bool]] = field(default_factory=list)
     # Money received per hour of event time (every inflow, small ones too, once the
-    # account is watched), within the window: [hour, tenge] pairs, at most
+    # account is watched), within the window: hour -> tenge, at most about
     # window_hours of them whatever the traffic.
-    arrivals: list[list[float]] = field(default_factory=list)
+    arrivals: dict[int, float] = field(default_factory=dict)
     # Inflows passed on, within the window: (ts in, payer, amount in, amount out
     # carried, destination, in id, out id, ts out, payer new to the account).
     forwards: list[tuple[float, str, float, float, str, str, str, float, bool]] = field(
@@ -207,18 +207,10 @@ class MuleAccount(Detector):
                 if len(account.pending) > MAX_PENDING:
                     del account.pending[0]
             hour, arrivals = int(ts // HOUR), account.arrivals
-            if arrivals and arrivals[-1][0] == hour:
-                arrivals[-1][1] += amount
-            else:
-                for slot in arrivals:  # a late inflow lands in its own hour
-                    if slot[0] == hour:
-                        slot[1] += amount
-                        break
-                else:
-                    arrivals.append([hour, amount])
-                    oldest = hour - self.window_hours - 1
-                    if arrivals[0][0] < oldest:  # bounded, even if nothing is ever forwarded
-                        account.arrivals = [slot for slot in arrivals if slot[0] >= oldest]
+            arrivals[hour] = arrivals.get(hour, 0.0) + amount  # a late inflow: its own hour
+            if len(arrivals) > self.window_hours + 2:  # bounded, even if nothing is passed on
+                oldest = hour - self.window_hours - 1
+                account.arrivals = {h: m for h, m in arrivals.items() if h >= oldest}
         if event.outgoing and channel != "cash_in":
             account = self._accounts.get(payment.payer)
             if account is not None and account.pending:
@@ -261,8 +253,8 @@ class MuleAccount(Detector):
             return []
         if len({f[6] for f in forwards}) < self.min_passes:
             return []  # passed on once: a purchase or a supplier paid, not a pipe in use
-        account.arrivals = [slot for slot in account.arrivals if slot[0] * HOUR >= window - HOUR]
-        received = sum(slot[1] for slot in account.arrivals)
+        account.arrivals = {h: m for h, m in account.arrivals.items() if h * HOUR >= window - HOUR}
+        received = sum(account.arrivals.values())
         if sum(f[2] for f in forwards) < self.min_forwarded_share * received:
             return []  # a few sums passed on out of much more money received: not a pipe
         severity = "critical" if count >= self.critical_payers else "warning"
@@ -323,7 +315,7 @@ class MuleAccount(Detector):
                 "distinct_payers": len({f[1] for f in forwards}),
                 "new_payers": count,
                 "passes": passes,
-                "received_in_window": round(sum(slot[1] for slot in account.arrivals), 2),
+                "received_in_window": round(sum(account.arrivals.values()), 2),
                 "received": round(received, 2),
                 "passed_on": round(passed, 2),
                 "share_passed_on": round(passed / received, 3),

@@ -18,7 +18,8 @@ nothing before ``warm_up`` days have been scored, and an account is alerted
 at most once per ``quiet_days``.
 
 Explained days are not judged: a day on which the account mostly pays back
-its own earlier payers (``repaid_share`` of its payments, all going out) is a
+its own payers (``repaid_share`` of the counterparties it had that day are
+payers it paid back) is a
 credit cooperative's interest, a savings circle's turn or a shop's refunds,
 and a pyramid's "returns" are ``pyramid_scheme``'s to judge; such a day is
 learnt, never alerted. (The memory of who has paid whom is the one the
@@ -98,24 +99,20 @@ class _Day:
         "n_out",
         "payees",
         "payers",
-        "repaid",
         "rounds",
         "sum_in",
         "sum_out",
     )
 
     def __init__(self) -> None:
-        self.n_in = self.n_out = self.rounds = self.repaid = 0
+        self.n_in = self.n_out = self.rounds = 0
         self.sum_in = self.sum_out = self.largest = 0.0
         self.payers: set[str] = set()
         self.payees: set[str] = set()
         self.event_ids: list[str] = []  # the first CITED of the day, for the analyst
 
-    def add(
-        self, incoming: bool, amount: float, other: str, event_id: str, repaid: bool = False
-    ) -> None:
-        """Count one payment in (from ``other``) or out (to ``other``; ``repaid``: a payer)."""
-        self.repaid += repaid
+    def add(self, incoming: bool, amount: float, other: str, event_id: str) -> None:
+        """Count one payment in (from ``other``) or out (to ``other``)."""
         if incoming:
             self.n_in += 1
             self.sum_in += amount
@@ -187,7 +184,7 @@ class PaymentAnomaly(Detector):
         self._scored = 0
         self._day = -1
         self._today: dict[str, _Day] = {}  # accounts with two or more payments today
-        self._first: dict[str, tuple[bool, float, str, str, bool]] = {}  # ... with one so far
+        self._first: dict[str, tuple[bool, float, str, str]] = {}  # ... with one so far
         self._last_alert: dict[str, float] = {}
 
     @property
@@ -202,13 +199,10 @@ class PaymentAnomaly(Detector):
         if event.incoming:
             self._count(payment.payee, True, payment.payer, payment)
         if event.outgoing:
-            repaid = self.payers.has_paid(payment.payee, payment.payer)
-            self._count(payment.payer, False, payment.payee, payment, repaid)
+            self._count(payment.payer, False, payment.payee, payment)
         return alerts
 
-    def _count(
-        self, name: str, incoming: bool, other: str, payment: Payment, repaid: bool = False
-    ) -> None:
+    def _count(self, name: str, incoming: bool, other: str, payment: Payment) -> None:
         """Add one payment to ``name``'s day.
 
         Most accounts pay or are paid once a day and are never scored: their
@@ -219,11 +213,11 @@ class PaymentAnomaly(Detector):
         if d is None:
             first = self._first.pop(name, None)
             if first is None:
-                self._first[name] = (incoming, payment.amount, other, payment.event_id, repaid)
+                self._first[name] = (incoming, payment.amount, other, payment.event_id)
                 return
             d = self._today[name] = _Day()
             d.add(*first)
-        d.add(incoming, payment.amount, other, payment.event_id, repaid)
+        d.add(incoming, payment.amount, other, payment.event_id)
 
     def _close(self, day: int) -> list[Alert]:
         """Score the finished day's busy accounts (in name order: deterministic)."""
@@ -247,10 +241,10 @@ class PaymentAnomaly(Detector):
             # of one and the same day drift a little as its windows turn over.
             odd = (
                 self._scored >= self.warm_up
-                and d.repaid < self.repaid_share * (d.n_in + d.n_out)
                 and threshold is not None
                 and score > threshold
                 and score >= self.min_score
+                and not self._repaying(name, d)
             )
             if not odd:
                 model.learn_one(x)
@@ -260,6 +254,16 @@ class PaymentAnomaly(Detector):
                 self._last_alert[name] = closed_day * DAY
                 alerts.append(self._alert(name, d, x, score, threshold, closed_day))
         return alerts
+
+    def _repaying(self, name: str, d: _Day) -> bool:
+        """Did the account mostly pay back its own payers that day (an explained day)?
+
+        Asked only of the rare day above the bar, of the counterparties it paid (by
+        the day's end: a payer that day counts too).
+        """
+        has_paid = self.payers.has_paid
+        repaid = sum(1 for payee in d.payees if has_paid(payee, name))
+        return repaid >= self.repaid_share * (len(d.payees) + len(d.payers))
 
     def _alert(
         self, name: str, d: _Day, x: dict[str, float], score: float, bar: float, day: int

@@ -140,7 +140,7 @@ class _Account:
     raised: str = "info"
     # The newest stakes within the window: (ts, amount), at most MAX_STAKES.
     stakes: list[tuple[float, float]] = field(default_factory=list)
-    stakers: Seen = field(default_factory=Seen)  # who has staked: "returns" go to them
+    stakers: Seen | None = None  # who has staked: "returns" go to them (from the first)
 
 
 class PyramidScheme(Detector):
@@ -215,14 +215,17 @@ class PyramidScheme(Detector):
                 horizon = ts - self.window_days * DAY
                 if len(stakes) > MAX_STAKES or stakes[0][0] < horizon:
                     account.stakes = stakes = [s for s in stakes[-MAX_STAKES:] if s[0] >= horizon]
+                if account.stakers is None:
+                    account.stakers = Seen()
                 account.stakers.add(payment.payer)
                 self._cite(account, payment.event_id)
                 alerts += self._judge(payment.payee, account, event, ts, day)
         if event.outgoing and payment.channel != "cash_in":
             account = self._accounts.get(payment.payer)
-            if account is None or not account.days:
-                return alerts
-            if payment.channel == "cash_out" or payment.payee not in account.stakers:
+            if account is None or account.stakers is None:
+                return alerts  # no stake yet: nothing it pays out is a stake passed on
+            stakers = account.stakers
+            if payment.channel == "cash_out" or stakers is None or payment.payee not in stakers:
                 # money passed on, not paid back: a pipe passes stakes on, a pyramid keeps them
                 self._today(account, day)[5] += payment.amount
             elif payment.amount > self.min_stake:

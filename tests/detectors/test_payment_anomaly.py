@@ -129,3 +129,26 @@ def test_pickle_round_trip_mid_stream_gives_the_same_later_alerts():
 def test_fresh_runs_are_identical():
     events = population() + odd_day()
     assert feed(small(), events) == feed(small(), events)
+
+
+def interest_day(members_paid_before: bool, day: int = DAYS - 2) -> list[Activity]:
+    """A cooperative pays 80 members their interest in one day; before that, each of them
+    paid in their savings (or, as a control, strangers paid elsewhere)."""
+    events = []
+    for k in range(80):
+        ts = START + timedelta(days=day - 20, hours=k / 10)
+        payee = "COOP" if members_paid_before else f"ELSEWHERE-{k}"
+        events.append(Activity(Payment(f"save-{k}", ts, f"MEMBER-{k}", payee, 50_000.0)))
+        paid = START + timedelta(days=day, hours=9, minutes=k)
+        events.append(Activity(Payment(f"int-{k}", paid, "COOP", f"MEMBER-{k}", 750.0)))
+    return events
+
+
+def test_a_day_of_paying_back_its_own_payers_is_explained():
+    # The control: the same day to 80 strangers is far from the population's days.
+    assert "COOP" in {a.entity for a in feed(small(), population() + interest_day(False))}
+    # Interest to its own members: learnt, never alerted.
+    assert "COOP" not in {a.entity for a in feed(small(), population() + interest_day(True))}
+    # It is the share repaid that explains it.
+    alerts = feed(small(repaid_share=1.01), population() + interest_day(True))
+    assert "COOP" in {a.entity for a in alerts}
