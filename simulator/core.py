@@ -236,7 +236,7 @@ def write_stream(
             out.write(heapq.heappop(pending)[2])
             if on_line:
                 on_line()
-        event["ts"] = format_ts(ts, _pick(rng, TS_STYLES))
+        event["ts"] = format_ts(ts, pick(rng, TS_STYLES))
         line = encode({"topic": stream, "key": event[KEYS[stream]], "value": event}) + b"\n"
         seq += 1
         heapq.heappush(pending, (ts + _delay(rng), seq, line))
@@ -257,7 +257,8 @@ def write_stream(
     return stats
 
 
-def _pick(rng: random.Random, weighted: tuple[tuple[float, str], ...]) -> str:
+def pick(rng: random.Random, weighted: tuple[tuple[float, str], ...]) -> str:
+    """One value of ``weighted`` ((share, value) pairs, shares summing to 1)."""
     roll = rng.random()
     for share, value in weighted:
         roll -= share

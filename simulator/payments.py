@@ -474,6 +474,21 @@ def pyramid(world: World, cfg: SimConfig, index: int, persons: int, special: _Sp
     yield from agenda.due(launch + lifetime * DAY)  # then it collapses: no more returns
 
 
+def _victim_pays(
+    world: World,
+    rng: random.Random,
+    ts: float,
+    persons: int,
+    mule: str,
+    most: float,
+    channels: tuple[str, ...],
+) -> Emit:
+    """A fraud victim's payment to a mule: 20,000 to ``most`` tenge, rarely a round sum."""
+    amount = round(rng.uniform(20_000, most), -2) + rng.choice((0, 0, 50, 17))
+    victim = acc(PERSONS + rng.randrange(persons))
+    return pay(world, ts, victim, mule, amount, rng.choice(channels))
+
+
 def mule(world: World, cfg: SimConfig, index: int, persons: int, special: _Special) -> Actor:
     """A money mule: several payers in, most of each inflow out within hours (true)."""
     rng = world.rng(f"mule/{index}")
@@ -489,15 +504,8 @@ def mule(world: World, cfg: SimConfig, index: int, persons: int, special: _Speci
     agenda = _Agenda()
     for ts in inflows:
         yield from agenda.due(ts)
-        amount = round(rng.uniform(20_000, 500_000), -2) + rng.choice((0, 0, 50, 17))
-        emit = pay(
-            world,
-            ts,
-            acc(PERSONS + rng.randrange(persons)),
-            me,
-            amount,
-            rng.choice(("transfer", "card")),
-        )
+        emit = _victim_pays(world, rng, ts, persons, me, 500_000, ("transfer", "card"))
+        amount = emit[2]["amount"]
         finding.add(emit[2]["event_id"])
         out_at = ts + rng.uniform(*cfg.mule_forward_hours) * HOUR
         out = amount * rng.uniform(*cfg.mule_forward_share)
@@ -673,15 +681,8 @@ def pooled_mule(world: World, cfg: SimConfig, index: int, persons: int, special:
     share = rng.uniform(*cfg.mule_forward_share)
     pooled: list[float] = []
     for k, ts in enumerate(inflows):
-        amount = round(rng.uniform(20_000, 400_000), -2) + rng.choice((0, 0, 50, 17))
-        emit = pay(
-            world,
-            ts,
-            acc(PERSONS + rng.randrange(persons)),
-            me,
-            amount,
-            rng.choice(("transfer", "card", "qr")),
-        )
+        emit = _victim_pays(world, rng, ts, persons, me, 400_000, ("transfer", "card", "qr"))
+        amount = emit[2]["amount"]
         finding.add(emit[2]["event_id"])
         yield emit
         pooled.append(amount)

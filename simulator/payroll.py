@@ -66,6 +66,7 @@ from simulator.core import (
     local_date,
     local_ts,
     period_of,
+    pick,
     poisson,
 )
 
@@ -400,7 +401,7 @@ def _near(when: float, times: list[float], reasons: list[str]) -> bool:
 
 def _layoff_times(rng: random.Random, at: float, count: int, days: int) -> list[float]:
     """When each of ``count`` people goes, the first at ``at`` (a working hour), sorted."""
-    timing = _pick(rng, LAYOFF_TIMINGS)
+    timing = pick(rng, LAYOFF_TIMINGS)
     first_day = local_date(at)
     if timing == "one_day" or days < 2:
         dates = [first_day] * count
@@ -421,15 +422,6 @@ def _layoff_times(rng: random.Random, at: float, count: int, days: int) -> list[
         ]
     times = [at] + [max(at, _at_work(rng, day)) for day in dates[1:]]
     return sorted(times)
-
-
-def _pick(rng: random.Random, weighted: tuple[tuple[float, str], ...]) -> str:
-    roll = rng.random()
-    for share, value in weighted:
-        roll -= share
-        if roll < 0:
-            return value
-    return weighted[-1][1]
 
 
 def add_payroll(world: World, cfg: SimConfig, scale: float) -> None:
