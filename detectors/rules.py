@@ -107,6 +107,7 @@ class PaymentAnomalyParams:
     quiet_days: float = _field(payment.DEFAULT_QUIET_DAYS, NON_NEGATIVE)
     min_score: float = _field(payment.DEFAULT_MIN_SCORE, SHARE)
     repaid_share: float = _field(payment.DEFAULT_REPAID_SHARE, SHARE)
+    takings_days: int = _field(payment.DEFAULT_TAKINGS_DAYS)
     seed: int = _field(payment.DEFAULT_SEED, NON_NEGATIVE)
 
 

@@ -22,7 +22,11 @@ its own payers (``repaid_share`` of the counterparties it had that day are
 payers it paid back) is a
 credit cooperative's interest, a savings circle's turn or a shop's refunds,
 and a pyramid's "returns" are ``pyramid_scheme``'s to judge; such a day is
-learnt, never alerted. (The memory of who has paid whom is the one the
+learnt, never alerted. So is a day on which it pays out, in at most
+``MAX_LUMPS`` payments, no more than it took in over the last ``takings_days``:
+a collecting account paying out its takings (a charity's grant, a shop paying
+its supplier or its owner, a group's purchase); passing other people's money
+on in many payments is ``mule_account``'s to judge. (The memory of who has paid whom is the one the
 payments detectors share: :mod:`detectors.payments.ledger`.)
 
 Cost: the model runs once per busy account-day, not per payment: a day's
@@ -66,6 +70,10 @@ DEFAULT_QUIET_DAYS = 7
 #: whatever the quantile says (a population of identical days scores 0.70-0.73).
 DEFAULT_MIN_SCORE = 0.8
 DEFAULT_REPAID_SHARE = 0.8
+DEFAULT_TAKINGS_DAYS = 7
+#: A payout of an account's takings comes in at most this many payments (a grant, a
+#: supplier or two, the owner); more is a fan-out, judged like any day.
+MAX_LUMPS = 3
 #: Seed of the trees' random splits: a fixed seed makes every run decide alike.
 DEFAULT_SEED = 7
 #: Payments of the day an alert cites.
@@ -164,6 +172,7 @@ class PaymentAnomaly(Detector):
         quiet_days: float = DEFAULT_QUIET_DAYS,
         min_score: float = DEFAULT_MIN_SCORE,
         repaid_share: float = DEFAULT_REPAID_SHARE,
+        takings_days: int = DEFAULT_TAKINGS_DAYS,
         seed: int = DEFAULT_SEED,
         payers: Payers | None = None,
     ) -> None:
@@ -175,6 +184,7 @@ class PaymentAnomaly(Detector):
         self.quiet_days = quiet_days
         self.min_score = min_score
         self.repaid_share = repaid_share
+        self.takings_days = takings_days
         self.seed = seed
         self.payers = payers if payers is not None else Payers()
         self._model = anomaly.HalfSpaceTrees(
@@ -186,10 +196,12 @@ class PaymentAnomaly(Detector):
         self._today: dict[str, _Day] = {}  # accounts with two or more payments today
         self._first: dict[str, tuple[bool, float, str, str]] = {}  # ... with one so far
         self._last_alert: dict[str, float] = {}
+        # Money each account took in per day (days with two payments or more), recent.
+        self._takings: dict[str, list[tuple[int, float]]] = {}
 
     @property
     def n_entities(self) -> int:
-        return len(self._today) + len(self._first) + len(self._last_alert)
+        return len(self._today) + len(self._first) + len(self._last_alert) + len(self._takings)
 
     def update(self, event: Activity, ctx: Context) -> list[Alert]:
         payment = event.payment
@@ -230,8 +242,11 @@ class PaymentAnomaly(Detector):
         quiet = (day - self.quiet_days) * DAY
         self._last_alert = {a: t for a, t in self._last_alert.items() if t > quiet}
         model, bar = self._model, self._bar
+        takings = self._takings
         for name in sorted(finished):
             d = finished[name]
+            if d.n_in:
+                takings.setdefault(name, []).append((closed_day, d.sum_in))
             if d.n_in + d.n_out < self.min_activity:
                 continue
             x = d.figures()
@@ -245,6 +260,7 @@ class PaymentAnomaly(Detector):
                 and score > threshold
                 and score >= self.min_score
                 and not self._repaying(name, d)
+                and not self._paying_out_takings(name, d, closed_day)
             )
             if not odd:
                 model.learn_one(x)
@@ -253,7 +269,22 @@ class PaymentAnomaly(Detector):
             if odd and name not in self._last_alert:
                 self._last_alert[name] = closed_day * DAY
                 alerts.append(self._alert(name, d, x, score, threshold, closed_day))
+        if closed_day % 7 == 0:  # weekly: forget takings older than the window
+            since = closed_day - self.takings_days
+            self._takings = {
+                a: kept
+                for a, days in takings.items()
+                if (kept := [t for t in days if t[0] > since])
+            }
         return alerts
+
+    def _paying_out_takings(self, name: str, d: _Day, day: int) -> bool:
+        """Did the account pay out, in a few lump sums, no more than it took in over the
+        last ``takings_days`` (a charity's grant, a shop paying its supplier or owner)?"""
+        if not 0 < d.n_out <= MAX_LUMPS:
+            return False
+        since = day - self.takings_days
+        return d.sum_out <= sum(s for t, s in self._takings.get(name, ()) if t > since)
 
     def _repaying(self, name: str, d: _Day) -> bool:
         """Did the account mostly pay back its own payers that day (an explained day)?

@@ -152,3 +152,24 @@ def test_a_day_of_paying_back_its_own_payers_is_explained():
     # It is the share repaid that explains it.
     alerts = feed(small(repaid_share=1.01), population() + interest_day(True))
     assert "COOP" in {a.entity for a in alerts}
+
+
+def donation_drive(day: int = DAYS - 2) -> list[Activity]:
+    """A charity: 50 donors a day for five days, then a grant of what came in."""
+    events = []
+    for d in range(5):
+        for k in range(50):
+            ts = START + timedelta(days=day - 4 + d, hours=6, minutes=15 * k)
+            donor = f"DONOR-{d}-{k}"
+            events.append(Activity(Payment(f"gift-{d}-{k}", ts, donor, "CHARITY", 5_000.0)))
+    grant_at = START + timedelta(days=day, hours=20)
+    events.append(Activity(Payment("grant", grant_at, "CHARITY", "HOSPITAL", 1_200_000.0)))
+    return events
+
+
+def test_a_grant_of_the_weeks_takings_is_explained():
+    # Paying out, in one payment, 1,200,000 of the 1,250,000 given that week: explained.
+    events = population() + donation_drive()
+    assert "CHARITY" not in {a.entity for a in feed(small(), events)}
+    # Weighed against no takings at all, the grant day is far from the population's days.
+    assert "CHARITY" in {a.entity for a in feed(small(takings_days=0), events)}
