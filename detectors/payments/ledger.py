@@ -2,24 +2,31 @@
 
 ``pyramid_scheme`` asks whether a payer is *new* to the account it pays;
 ``mule_account`` whether an outgoing payment goes back to someone who *has
-paid* the account (a refund or a "return" is not money passed on). Both are
-the same memory, a Bloom filter of payers per receiving account
+paid* the account (a refund or a "return" is not money passed on);
+``payment_anomaly`` whether a day's payees are the account's own payers paid
+back. It is one memory, a Bloom filter of payers per receiving account
 (:class:`~detectors.payments.sketch.Seen`), so the registry builds one
-:class:`Payers` and hands it to both: one filter per account, filled once per
-payment.
+:class:`Payers` and hands it to all three: one filter per account, filled once
+per payment.
+
+:class:`AccountDetector` is the bookkeeping ``pyramid_scheme`` and
+``mule_account`` share: state per account, forgotten when idle, and when the
+detector's event time began (for their warm-ups).
 
 Each detector calls :meth:`Payers.observe` with the activity it is given; the
 first call for an activity records it and the others get the same answer, so
 the order detectors run in does not matter. Cash withdrawals (``cash_out``)
 are not payments to the desk's owner, and cash deposits (``cash_in``) are the
-account holder's own money, not a desk paying them: neither is recorded. An account that
-has received nothing for ``idle_days`` is forgotten (once a day of event time).
+account holder's own money, not a desk paying them: neither is recorded. An
+account that has received nothing for ``idle_days`` is forgotten (once a day of
+event time).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from detectors.base import Detector
 from detectors.events import Activity
 from detectors.payments.sketch import Seen
 
@@ -33,13 +40,42 @@ DEFAULT_IDLE_DAYS = 45
 NOT_FROM_A_PAYER = frozenset({"cash_in", "cash_out"})
 
 
-def forget_idle(accounts: dict[str, Any], before: float) -> None:
-    """Drop the per-account states whose ``last_ts`` is older than ``before``.
+class AccountDetector(Detector):
+    """A payments detector's state per account, bounded, and its event time's start.
 
-    The payments detectors call it once a day of event time (bounded state).
+    Subclasses keep one state object per account in ``_accounts``, each with a
+    ``last_ts``, and call :meth:`_tick` first thing in ``update``: once a day of
+    event time it forgets the accounts idle for ``idle_days``.
     """
-    for name in [n for n, a in accounts.items() if a.last_ts < before]:
-        del accounts[name]
+
+    #: An account with no payment for this long is forgotten.
+    idle_days: float = 30.0
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, Any] = {}
+        self._first_ts: float | None = None  # the first event time seen: warm-ups count from it
+        self._swept_day = -1
+
+    @property
+    def n_entities(self) -> int:
+        return len(self._accounts)
+
+    def _tick(self, ts: float) -> int:
+        """Take an event's time (epoch seconds); return its day, sweeping once a day."""
+        day = int(ts // DAY)
+        if self._first_ts is None:
+            self._first_ts = ts
+        if day > self._swept_day:  # a late event from yesterday does not sweep again
+            self._swept_day = day
+            before = ts - self.idle_days * DAY
+            for name in [n for n, a in self._accounts.items() if a.last_ts < before]:
+                del self._accounts[name]
+        return day
+
+    def _elapsed(self, ts: float) -> float:
+        """Seconds of event time since the first event (after :meth:`_tick`)."""
+        assert self._first_ts is not None
+        return ts - self._first_ts
 
 
 class Payers:

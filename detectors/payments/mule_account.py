@@ -100,9 +100,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import Context, escalates, make_alert
 from detectors.events import Activity, Alert
-from detectors.payments.ledger import Payers, forget_idle
+from detectors.payments.ledger import AccountDetector, Payers
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -119,8 +119,6 @@ DEFAULT_MIN_AMOUNT = 10_000.0
 DEFAULT_MIN_FORWARDED_SHARE = 0.5
 #: Most inflows an account keeps waiting to be matched (the newest are kept).
 MAX_PENDING = 32
-#: An account with no payment for this long is forgotten.
-IDLE_DAYS = 30
 
 
 @dataclass(slots=True)
@@ -142,7 +140,7 @@ class _Account:
     raised: str = "info"
 
 
-class MuleAccount(Detector):
+class MuleAccount(AccountDetector):
     """Flags accounts that pass on most of each incoming payment within hours."""
 
     kind = "mule_account"
@@ -175,21 +173,12 @@ class MuleAccount(Detector):
         self.min_amount = min_amount
         self.min_forwarded_share = min_forwarded_share
         self.payers = payers if payers is not None else Payers()
+        super().__init__()
         self._accounts: dict[str, _Account] = {}
-        self._first_ts: float | None = None
-        self._swept_day = -1
-
-    @property
-    def n_entities(self) -> int:
-        return len(self._accounts)
 
     def update(self, event: Activity, ctx: Context) -> list[Alert]:
         payment, ts = event.payment, ctx.ts
-        day = int(ts // DAY)
-        if day > self._swept_day:  # a late event from yesterday does not sweep again
-            self._sweep(ts, day)
-        if self._first_ts is None:
-            self._first_ts = ts
+        self._tick(ts)
         channel = payment.channel
         new = self.payers.observe(event, ts)  # every payer: paying any back is no forward
         account = self._accounts.get(payment.payee)
@@ -248,7 +237,7 @@ class MuleAccount(Detector):
         while forwards and forwards[0][0] < window:
             del forwards[0]
         count = len({f[1] for f in forwards if f[8]})
-        cold = self._first_ts is not None and ts - self._first_ts < self.warm_up_days * DAY
+        cold = self._elapsed(ts) < self.warm_up_days * DAY
         if count < (self.cold_min_payers if cold else self.min_payers):
             return []
         if len({f[6] for f in forwards}) < self.min_passes:
@@ -325,8 +314,3 @@ class MuleAccount(Detector):
             },
             event_ids=list(dict.fromkeys(i for f in forwards for i in (f[5], f[6]))),
         )
-
-    def _sweep(self, ts: float, day: int) -> None:
-        """Once a day of event time: forget accounts idle for IDLE_DAYS."""
-        self._swept_day = day
-        forget_idle(self._accounts, ts - IDLE_DAYS * DAY)

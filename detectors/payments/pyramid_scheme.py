@@ -65,7 +65,7 @@ on; a fixed contribution 80 % of stakes in one or two sums, circles of up to 30
 members, two blooms of 2 contributions; critical at 50 stakes or 3 returns. State per account: a
 few day buckets, at most ``MAX_STAKES`` recent stakes and a 128-byte filter of
 its stakers besides the shared filter of its payers; an account no new payer has paid for
-``IDLE_DAYS`` is forgotten.
+``idle_days`` (30) is forgotten.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import escalates, Context
@@ -93,9 +93,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import Context, escalates, make_alert
 from detectors.events import Activity, Alert
-from detectors.payments.ledger import Payers, forget_idle
+from detectors.payments.ledger import AccountDetector, Payers
 from detectors.payments.sketch import Seen
 
 DAY = 86400.0
@@ -112,8 +112,6 @@ DEFAULT_MIN_BLOOMS = 2
 DEFAULT_CRITICAL_STAKES = 50
 DEFAULT_MIN_RETURNS = 3
 DEFAULT_WARM_UP_DAYS = 14
-#: An account with no payment for this long is forgotten.
-IDLE_DAYS = 30
 #: Event ids an alert cites: the newest stakes and returns.
 CITED = 20
 #: Stakes an account remembers one by one (the newest), to find a fixed contribution
@@ -143,7 +141,7 @@ class _Account:
     stakers: Seen | None = None  # who has staked: "returns" go to them (from the first)
 
 
-class PyramidScheme(Detector):
+class PyramidScheme(AccountDetector):
     """Flags accounts that keep the stakes of a growing crowd of new payers."""
 
     kind = "pyramid_scheme"
@@ -180,24 +178,15 @@ class PyramidScheme(Detector):
         self.min_returns = min_returns
         self.warm_up_days = warm_up_days
         self.payers = payers if payers is not None else Payers()
+        super().__init__()
         self._accounts: dict[str, _Account] = {}
-        self._first_ts: float | None = None
-        self._swept_day = -1
-
-    @property
-    def n_entities(self) -> int:
-        return len(self._accounts)
 
     def update(self, event: Activity, ctx: Context) -> list[Alert]:
         payment, ts = event.payment, ctx.ts
-        day = int(ts // DAY)
-        if self._first_ts is None:
-            self._first_ts = ts
-        if day > self._swept_day:  # a late event from yesterday does not sweep again
-            self._sweep(ts, day)
+        day = self._tick(ts)
         alerts: list[Alert] = []
         new_payer = self.payers.observe(event, ts)
-        if ts - self._first_ts < self.warm_up_days * DAY:
+        if self._elapsed(ts) < self.warm_up_days * DAY:
             return []  # warm-up: learn who already pays whom, count nothing
         if new_payer:
             account = self._accounts.get(payment.payee)
@@ -341,8 +330,3 @@ class PyramidScheme(Detector):
                 event_ids=list(account.cited),
             )
         ]
-
-    def _sweep(self, ts: float, day: int) -> None:
-        """Once a day of event time: forget accounts idle for IDLE_DAYS."""
-        self._swept_day = day
-        forget_idle(self._accounts, ts - IDLE_DAYS * DAY)
