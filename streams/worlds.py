@@ -255,9 +255,24 @@ def _run_world(task: _Task) -> dict[str, Any]:
     summary = run_backtest(
         events, folder / "alerts.jsonl", task.detection, baseline=False, progress=False
     )
-    card = summary.scorecard(truth)
+    card = summary.scorecard(truth).to_dict()
     return {
-        **_world_fields(task, reused, summary, simulate_seconds, card.to_dict()),
+        "name": spec.name,
+        "role": spec.role,
+        "seed": spec.seed,
+        "scale": task.scale,
+        "start": spec.config.start.isoformat(),
+        "days": spec.config.days,
+        "set": list(spec.overrides),
+        "note": spec.note,
+        "folder": str(folder),
+        "hash": task.hash,
+        "reused": reused,
+        "records": summary.records,
+        "simulate_seconds": round(simulate_seconds, 2),
+        "backtest_seconds": round(summary.seconds, 2),
+        "macro_f1": macro_f1(card),
+        "scorecard": card,
         "look_alikes": look_alike_alerts(folder),
     }
 
@@ -288,30 +303,6 @@ def look_alike_alerts(folder: Path) -> dict[str, Any]:
     return {
         f: {**c, "alerted": len(c["alerted"]), "kinds": dict(sorted(c["kinds"].items()))}
         for f, c in counts.items()
-    }
-
-
-def _world_fields(
-    task: _Task, reused: bool, summary: Any, simulate_seconds: float, card: dict[str, Any]
-) -> dict[str, Any]:
-    spec, folder = task.spec, task.folder
-    return {
-        "name": spec.name,
-        "role": spec.role,
-        "seed": spec.seed,
-        "scale": task.scale,
-        "start": spec.config.start.isoformat(),
-        "days": spec.config.days,
-        "set": list(spec.overrides),
-        "note": spec.note,
-        "folder": str(folder),
-        "hash": task.hash,
-        "reused": reused,
-        "records": summary.records,
-        "simulate_seconds": round(simulate_seconds, 2),
-        "backtest_seconds": round(summary.seconds, 2),
-        "macro_f1": macro_f1(card),
-        "scorecard": card,
     }
 
 
