@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from detectors.events import KIND_DOMAIN, MAX_ALERT_EVENT_IDS, SEVERITY_RANK, Alert
 
@@ -46,12 +47,101 @@ class Context:
         self._schedule(at, key)
 
 
-class Detector(ABC):
+# --- bounded state -----------------------------------------------------------------
+
+#: Entities a detector keeps in each of its per-entity maps, per engine partition, before
+#: the least recently active go (``Bounded.max_entities``). Far above honest traffic (a
+#: scale-0.5 simulated world peaks at 6,641 accounts in one partition), and a bound on
+#: what a flood of made-up ids costs. Measured (``python -m bench.memory``: a million new
+#: ids in a day, one partition per lane), a million tracked entities take, resident and
+#: saved (pickled): payments ~2.5 GB and ~0.65 GB per million accounts (the payer
+#: ledger, pyramid_scheme, mule_account and payment_anomaly each keep one), payroll
+#: ~2.4 GB and ~0.44 GB per million employers, inspections ~0.9 KB a business and
+#: ~4 KB an inspector. At this cap a flooded partition holds ~1.45 GB resident (~0.35 GB
+#: saved) for payments, ~1.5 GB (~0.25 GB) for payroll, ~1 GB (~0.08 GB) for
+#: inspections' two lanes together (inspector_anomaly's own cap is lower): a worker needs that per
+#: partition it holds under attack. More honest entities per partition than the cap
+#: call for more partitions, not a higher cap.
+DEFAULT_MAX_ENTITIES = 500_000
+#: An eviction drops the least recently active down to this share of the cap in one go,
+#: so the sort it costs is paid once per tenth of the cap of new entities (amortised).
+EVICT_TO = 0.9
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded:
+    """A cap on the entities a detector (or a memory detectors share) keeps.
+
+    Each per-entity map is checked where an entity is added, ``len(map) >
+    self.max_entities`` and nothing more, so the per-event cost is one comparison.
+    Past the cap :meth:`_shed` drops the least recently active entities (by the
+    event time of their last activity; ties oldest-added first) down to
+    ``EVICT_TO`` of the cap, in one go, and counts them in ``evicted`` (a class
+    attribute until the first eviction, so a detector that never evicts pickles
+    no count).
+
+    >>> memory = Bounded()
+    >>> memory.max_entities = 10
+    >>> last_seen = {f"A-{n}": float(n * 7 % 11) for n in range(11)}  # event times
+    >>> [key for key, _ in memory._shed(last_seen)], len(last_seen), memory.evicted
+    (['A-0', 'A-8'], 9, 2)
+    """
+
+    #: Most entities kept in each per-entity map (per engine partition).
+    max_entities: int = DEFAULT_MAX_ENTITIES
+    #: Entities dropped at the cap, over the detector's life (not idle ones forgotten).
+    evicted: int = 0
+
+    def _shed(
+        self, entities: dict[K, V], last_active: Callable[[V], float] | None = None
+    ) -> list[tuple[K, V]]:
+        """Drop the least recently active of ``entities`` down to ``EVICT_TO`` of the cap.
+
+        ``last_active`` reads an entity's last activity (event time) from its value;
+        None when the values are those times. Returns what was dropped, so that the
+        caller can forget what else it keeps about them.
+        """
+        excess = len(entities) - int(self.max_entities * EVICT_TO)
+        if excess <= 0:
+            return []
+        values = entities.values()
+        times: list[Any] = list(values if last_active is None else map(last_active, values))
+        order = sorted(times)
+        bar = order[excess - 1]
+        ties = excess - bisect_left(order, bar)  # how many of those at the bar go too
+        gone: list[tuple[K, V]] = []
+        for (key, value), at in zip(entities.items(), times, strict=True):
+            if at < bar or (at == bar and ties > 0):
+                ties -= at == bar
+                gone.append((key, value))
+        for key, _ in gone:
+            del entities[key]
+        self.evicted += len(gone)
+        return gone
+
+    @staticmethod
+    def _forget_idle(
+        entities: dict[K, V], before: float, last_active: Callable[[V], float] | None = None
+    ) -> list[tuple[K, V]]:
+        """Drop the entities last active before ``before`` (idle, not evicted); return them."""
+        if last_active is None:
+            gone = [(k, v) for k, v in entities.items() if v < before]  # type: ignore[operator]
+        else:
+            gone = [(k, v) for k, v in entities.items() if last_active(v) < before]
+        for key, _ in gone:
+            del entities[key]
+        return gone
+
+
+class Detector(Bounded, ABC):
     """Base class of every detector.
 
     Subclasses set ``kind`` (the alert kind they raise) and ``stream`` (the
     logical stream they watch) and implement :meth:`update`; one that does
-    not cannot be built (``TypeError`` names the method).
+    not cannot be built (``TypeError`` names the method). Each keeps at most
+    ``max_entities`` entities in each per-entity map (:class:`Bounded`).
     """
 
     kind: ClassVar[str]

@@ -87,7 +87,11 @@ One alert per inspector and finding, raised again as critical when two
 figures stand out, or one reaches twice its bar (``2 * min_violations``,
 ``2 * z_alert``). State per inspector is bounded: the visits of one window,
 the businesses visited within ``repeat_days``, a window and ``BEFORE_DAYS`` of
-daily counts.
+daily counts. So is the number of inspectors: one idle for longer than all of
+that (``window_days + BEFORE_DAYS``, and ``repeat_days`` if longer) is
+forgotten with its finding (swept once a day of event time; an authority
+goes with its last inspector), and past ``max_entities`` inspectors the least
+recently active go.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import Context
@@ -111,6 +115,7 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from river import stats
 
@@ -178,6 +183,7 @@ PEER_FIGURES = ("volume", "repeat_visits")
 #: Smallest spread each peer figure is judged with (a floor under IQR/1.349): 0.75
 #: lets three repeat visits reach z = 4 against peers with none.
 FLOORS = {"volume": 3.0, "repeat_visits": 0.75}
+_LAST_TS = attrgetter("last_ts")
 
 
 @dataclass
@@ -199,6 +205,7 @@ class _Inspector:
     lately: deque[int] = field(default_factory=deque)
     earlier: deque[int] = field(default_factory=deque)
     before: stats.Mean = field(default_factory=stats.Mean)
+    last_ts: float = 0.0  # event time of its latest inspection
 
     def close_days(self, day: int, regime: int, window: int) -> None:
         """Count the finished days (the last one sampled, any skipped ones zero).
@@ -327,6 +334,10 @@ class InspectorAnomaly(Detector):
 
     kind = "inspector_anomaly"
     stream = "inspections"
+    #: Fewer inspectors than the default cap: a country has thousands, not hundreds of
+    #: thousands, and each costs about 4 KB with its authority's share (the deques of
+    #: its daily counts), so a flood of made-up inspectors stops at about 0.2 GB.
+    max_entities = 50_000
     #: An inspector's visits are keyed by business, spread over every partition;
     #: its peers are its authority's inspectors: it reads inspections by authority.
     lane = BY_AUTHORITY
@@ -357,6 +368,7 @@ class InspectorAnomaly(Detector):
         self._peers: dict[str, _Peers] = {}
         self._raised: dict[str, tuple[str, str]] = {}  # inspector -> (finding, severity)
         self._first_ts: float | None = None
+        self._swept_day = -1  # the day of event time idle inspectors were last swept
 
     @property
     def n_entities(self) -> int:
@@ -366,14 +378,21 @@ class InspectorAnomaly(Detector):
         ts = ctx.ts
         if self._first_ts is None:
             self._first_ts = ts
+        day = int(ts // DAY)
+        if day > self._swept_day:  # once a day of event time
+            self._swept_day = day
+            self._drop(self._forget_idle(self._inspectors, ts - self._idle_days() * DAY, _LAST_TS))
         who = self._inspectors.get(event.inspector)
         if who is None:
+            if len(self._inspectors) >= self.max_entities:  # make room: the least recent go
+                self._drop(self._shed(self._inspectors, _LAST_TS))
             who = self._inspectors[event.inspector] = _Inspector(event.authority)
+        if ts > who.last_ts:
+            who.last_ts = ts
         peers = self._peers.get(who.authority)
         if peers is None:
             peers = self._peers[who.authority] = _Peers()
         peers.members.add(event.inspector)
-        day = int(ts // DAY)
         if day > who.sampled_day:  # once a day: update its own pace, forget old visits
             who.close_days(day, self._regime(ts), math.ceil(self.window_days))
             self._forget(who, ts)
@@ -382,6 +401,25 @@ class InspectorAnomaly(Detector):
         peers.refresh(day, self._inspectors, ts - self.window_days * DAY, self._raised)
         warm = ts - self._first_ts >= self.warm_up_days * DAY
         return self._judge(event, who, peers, warm)
+
+    def _idle_days(self) -> float:
+        """Silence after which nothing of an inspector is judged any more: its window is
+        empty (so it is no peer either), the businesses it visited are past
+        ``repeat_days``, and its own pace before the window would be of days it did not
+        work (a pace of zero, against which an inspector back from a long leave would
+        look as if it had turned). Forgotten then, it starts afresh like a newcomer."""
+        return max(self.window_days + BEFORE_DAYS, self.repeat_days)
+
+    def _drop(self, gone: list[tuple[str, _Inspector]]) -> None:
+        """Forget what else is kept about inspectors dropped from ``_inspectors``."""
+        for name, who in gone:
+            self._raised.pop(name, None)
+            peers = self._peers.get(who.authority)
+            if peers is not None:
+                peers.members.discard(name)
+                peers.figures.pop(name, None)
+                if not peers.members:
+                    del self._peers[who.authority]
 
     def _regime(self, ts: float) -> int:
         """Which moratorium window ``ts`` falls in (its index), or -1 for none."""

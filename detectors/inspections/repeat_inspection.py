@@ -60,7 +60,8 @@ its case 1.75. Five is harassment by any reading.
 Per business the detector keeps only the visits of the last window (a
 deque), and forgets a business once its window is empty (swept once a day of
 event time), so memory follows the number of recently inspected businesses;
-each event re-reads its business's window (a handful of visits).
+past ``max_entities`` businesses the least recently visited go. Each event
+re-reads its business's window (a handful of visits).
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import Context
@@ -172,6 +173,9 @@ class RepeatInspection(Detector):
         business = event.business
         visits = self._visits.get(business)
         if visits is None:
+            if len(self._visits) >= self.max_entities:  # make room: the least recent go
+                for gone, _ in self._shed(self._visits, _last_visit):
+                    self._raised.pop(gone, None)
             visits = self._visits[business] = deque()
         visit = (ts, event.event_id, event.authority, event.basis)
         if visits and ts < visits[-1][0]:
@@ -260,6 +264,10 @@ class RepeatInspection(Detector):
             },
             event_ids=[v[1] for v in visits],
         )
+
+
+def _last_visit(visits: deque[Visit]) -> float:
+    return visits[-1][0]
 
 
 def _date(ts: float) -> str:

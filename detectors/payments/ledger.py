@@ -19,14 +19,16 @@ the order detectors run in does not matter. Cash withdrawals (``cash_out``)
 are not payments to the desk's owner, and cash deposits (``cash_in``) are the
 account holder's own money, not a desk paying them: neither is recorded. An
 account that has received nothing for ``idle_days`` is forgotten (once a day of
-event time).
+event time), and past ``max_entities`` accounts the least recently paid go
+(:class:`~detectors.base.Bounded`).
 """
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
-from detectors.base import Detector
+from detectors.base import Bounded, Detector
 from detectors.events import Activity
 from detectors.payments.sketch import Seen
 
@@ -38,6 +40,8 @@ DEFAULT_IDLE_DAYS = 45
 #: withdrawal (``cash_out``) is the payer's own money leaving, a deposit (``cash_in``)
 #: the payee's own cash coming in. Neither makes the desk one of the payee's payers.
 NOT_FROM_A_PAYER = frozenset({"cash_in", "cash_out"})
+#: An account state's last activity (event time), by which the least recent go first.
+LAST_TS = attrgetter("last_ts")
 
 
 class AccountDetector(Detector):
@@ -45,7 +49,9 @@ class AccountDetector(Detector):
 
     Subclasses keep one state object per account in ``_accounts``, each with a
     ``last_ts``, and call :meth:`_tick` first thing in ``update``: once a day of
-    event time it forgets the accounts idle for ``idle_days``.
+    event time it forgets the accounts idle for ``idle_days``. Where they add an
+    account they call :meth:`_bound`: past ``max_entities`` accounts the least
+    recently active go.
     """
 
     #: An account with no payment for this long is forgotten.
@@ -72,14 +78,23 @@ class AccountDetector(Detector):
                 del self._accounts[name]
         return day
 
+    def _bound(self) -> None:
+        """After an account was added: past the cap, drop the least recently active."""
+        if len(self._accounts) > self.max_entities:
+            self._shed(self._accounts, LAST_TS)
+
     def _elapsed(self, ts: float) -> float:
         """Seconds of event time since the first event (after :meth:`_tick`)."""
         assert self._first_ts is not None
         return ts - self._first_ts
 
 
-class Payers:
+class Payers(Bounded):
     """A Bloom filter of payers per receiving account, shared by payments detectors.
+
+    Bounded: accounts idle for ``idle_days`` are forgotten once a day, and past
+    ``max_entities`` accounts the least recently paid go (counted in ``evicted``;
+    the engine reports them as ``payer_ledger``).
 
     >>> from datetime import datetime, timezone
     >>> from detectors.events import Payment
@@ -119,9 +134,12 @@ class Payers:
             self._sweep(day)
         payee = payment.payee
         seen = self._seen.get(payee)
+        self._day_of[payee] = day
         if seen is None:
             seen = self._seen[payee] = Seen()
-        self._day_of[payee] = day
+            if len(self._seen) > self.max_entities:  # the least recently paid go
+                for account, _ in self._shed(self._day_of):
+                    del self._seen[account]
         self._new = seen.add(payment.payer)
         return self._new
 

@@ -60,8 +60,9 @@ Defaults (detectors/rules.toml says why each): 12 hours, half an inflow, pools
 of up to 4, three days' window, 2 new payers (4 in a stream's first 35
 days), critical at 6, 10,000 tenge, half the inflows. State per account is
 bounded: inflows older than ``forward_hours`` and forwards older than
-``window_hours`` are dropped, at most ``MAX_PENDING`` inflows wait, and an idle
-account is forgotten.
+``window_hours`` are dropped, at most ``MAX_PENDING`` inflows wait, an idle
+account is forgotten, and past ``max_entities`` accounts the least recently
+active go.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import escalates, Context
@@ -200,6 +201,7 @@ class MuleAccount(AccountDetector):
             if len(arrivals) > self.window_hours + 2:  # bounded, even if nothing is passed on
                 oldest = hour - self.window_hours - 1
                 account.arrivals = {h: m for h, m in arrivals.items() if h >= oldest}
+            self._bound()
         if event.outgoing and channel != "cash_in":
             account = self._accounts.get(payment.payer)
             if account is not None and account.pending:

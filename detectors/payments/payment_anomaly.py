@@ -31,8 +31,10 @@ payments detectors share: :mod:`detectors.payments.ledger`.)
 
 Cost: the model runs once per busy account-day, not per payment: a day's
 figures are plain counters in a dict that is emptied when the day is scored.
-The only state kept beyond a day is the model (fixed size) and when each
-alerted account was last alerted (swept).
+The only state kept beyond a day is the model (fixed size), the recent days'
+takings of busy accounts and when each alerted account was last alerted
+(both swept). Each of these maps holds at most ``max_entities`` accounts: past
+it the least recently active go (a flood of made-up accounts in one day).
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import Context
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
 
 from river import anomaly, stats
 
@@ -103,6 +106,7 @@ class _Day:
     __slots__ = (
         "event_ids",
         "largest",
+        "last_ts",
         "n_in",
         "n_out",
         "payees",
@@ -118,9 +122,10 @@ class _Day:
         self.payers: set[str] = set()
         self.payees: set[str] = set()
         self.event_ids: list[str] = []  # the first CITED of the day, for the analyst
+        self.last_ts = 0.0  # event time of its latest payment (for the cap)
 
-    def add(self, incoming: bool, amount: float, other: str, event_id: str) -> None:
-        """Count one payment in (from ``other``) or out (to ``other``)."""
+    def add(self, incoming: bool, amount: float, other: str, event_id: str, ts: float) -> None:
+        """Count one payment in (from ``other``) or out (to ``other``) at ``ts``."""
         if incoming:
             self.n_in += 1
             self.sum_in += amount
@@ -134,6 +139,8 @@ class _Day:
             self.largest = amount
         if len(self.event_ids) < CITED:
             self.event_ids.append(event_id)
+        if ts > self.last_ts:
+            self.last_ts = ts
 
     def figures(self) -> dict[str, float]:
         n = self.n_in + self.n_out
@@ -148,6 +155,16 @@ class _Day:
             "largest": _sum(self.largest),
             "round_share": self.rounds / n,
         }
+
+
+# What the cap orders each map's accounts by: the event time (or day) of their latest
+# payment.
+_FIRST_TS = itemgetter(4)
+_DAY_TS = attrgetter("last_ts")
+
+
+def _last_takings_day(days: list[tuple[int, float]]) -> float:
+    return days[-1][0]
 
 
 def _count(n: float) -> float:
@@ -194,7 +211,7 @@ class PaymentAnomaly(Detector):
         self._scored = 0
         self._day = -1
         self._today: dict[str, _Day] = {}  # accounts with two or more payments today
-        self._first: dict[str, tuple[bool, float, str, str]] = {}  # ... with one so far
+        self._first: dict[str, tuple[bool, float, str, str, float]] = {}  # ... with one so far
         self._last_alert: dict[str, float] = {}
         # Money each account took in per day (days with two payments or more), recent.
         self._takings: dict[str, list[tuple[int, float]]] = {}
@@ -209,12 +226,12 @@ class PaymentAnomaly(Detector):
         alerts = self._close(day) if day > self._day else []  # late events join today
         self.payers.observe(event, ctx.ts)
         if event.incoming:
-            self._count(payment.payee, True, payment.payer, payment)
+            self._count(payment.payee, True, payment.payer, payment, ctx.ts)
         if event.outgoing:
-            self._count(payment.payer, False, payment.payee, payment)
+            self._count(payment.payer, False, payment.payee, payment, ctx.ts)
         return alerts
 
-    def _count(self, name: str, incoming: bool, other: str, payment: Payment) -> None:
+    def _count(self, name: str, incoming: bool, other: str, payment: Payment, ts: float) -> None:
         """Add one payment to ``name``'s day.
 
         Most accounts pay or are paid once a day and are never scored: their
@@ -225,11 +242,15 @@ class PaymentAnomaly(Detector):
         if d is None:
             first = self._first.pop(name, None)
             if first is None:
-                self._first[name] = (incoming, payment.amount, other, payment.event_id)
+                self._first[name] = (incoming, payment.amount, other, payment.event_id, ts)
+                if len(self._first) > self.max_entities:
+                    self._shed(self._first, _FIRST_TS)
                 return
             d = self._today[name] = _Day()
             d.add(*first)
-        d.add(incoming, payment.amount, other, payment.event_id)
+            if len(self._today) > self.max_entities:
+                self._shed(self._today, _DAY_TS)
+        d.add(incoming, payment.amount, other, payment.event_id, ts)
 
     def _close(self, day: int) -> list[Alert]:
         """Score the finished day's busy accounts (in name order: deterministic)."""
@@ -247,6 +268,8 @@ class PaymentAnomaly(Detector):
             d = finished[name]
             if d.n_in:
                 takings.setdefault(name, []).append((closed_day, d.sum_in))
+                if len(takings) > self.max_entities:
+                    self._shed(takings, _last_takings_day)
             if d.n_in + d.n_out < self.min_activity:
                 continue
             x = d.figures()
@@ -268,6 +291,8 @@ class PaymentAnomaly(Detector):
             self._scored += 1
             if odd and name not in self._last_alert:
                 self._last_alert[name] = closed_day * DAY
+                if len(self._last_alert) > self.max_entities:
+                    self._shed(self._last_alert)
                 alerts.append(self._alert(name, d, x, score, threshold, closed_day))
         if closed_day % 7 == 0:  # weekly: forget takings older than the window
             since = closed_day - self.takings_days

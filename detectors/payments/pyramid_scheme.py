@@ -65,7 +65,8 @@ on; a fixed contribution 80 % of stakes in one or two sums, circles of up to 30
 members, two blooms of 2 contributions; critical at 50 stakes or 3 returns. State per account: a
 few day buckets, at most ``MAX_STAKES`` recent stakes and a 128-byte filter of
 its stakers besides the shared filter of its payers; an account no new payer has paid for
-``idle_days`` (30) is forgotten.
+``idle_days`` (30) is forgotten, and past ``max_entities`` accounts the least recently
+active go.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import escalates, Context
@@ -192,6 +193,8 @@ class PyramidScheme(AccountDetector):
             account = self._accounts.get(payment.payee)
             if account is None:
                 account = self._accounts[payment.payee] = _Account(first_day=day)
+                account.last_ts = ts
+                self._bound()
             account.last_ts = ts
             counts = self._today(account, day)
             counts[1] += 1

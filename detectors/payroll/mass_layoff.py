@@ -50,7 +50,11 @@ when, within ``window_days``, the counted terminations reach
 - ``absolute_count`` people, whatever the share.
 
 The decision rests on terminations that happened, so it is taken on the
-termination that crosses the bar, without waiting. An employer whose staff the
+termination that crosses the bar, without waiting. An employer silent for
+longer than its cuts and headcount are remembered (``window_days`` plus
+``link_days`` plus ``FORGET_AFTER_DAYS``, and a day of lateness) is forgotten
+(swept once a day of event time), and past ``max_entities`` employers the
+least recently active go. An employer whose staff the
 stream has not yet shown (no accrual or payment seen) is judged on its next
 accrual or payment instead, once the headcount is known. Half the staff, or
 ``CRITICAL_COUNT`` people, makes the finding critical. One finding per cut: it
@@ -91,6 +95,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 
 from detectors.base import Context, Detector, escalates, make_alert
 from detectors.events import Alert, PayrollEvent
@@ -111,6 +116,9 @@ CRITICAL_COUNT = 100
 FORGET_AFTER_DAYS = 45
 #: Reasons that can be part of a layoff; 'other' only beside a redundancy.
 REDUNDANCY, OTHER = "redundancy", "other"
+#: Event time a delivery may trail its partition's newest (the contract's lateness).
+LATENESS_DAYS = 1.0
+_LAST_TS = attrgetter("last_ts")
 
 
 @dataclass
@@ -132,6 +140,7 @@ class _Staff:
     severity: str = "info"
     last_cut: float = -math.inf  # the open finding's latest counted termination
     swept: float = 0.0
+    last_ts: float = -math.inf  # event time of its latest event
 
 
 class MassLayoff(Detector):
@@ -159,6 +168,7 @@ class MassLayoff(Detector):
         self.absolute_count = absolute_count
         self.link_days = link_days
         self._employers: dict[str, _Staff] = {}
+        self._swept_day = -1  # the day of event time idle employers were last swept
 
     @property
     def n_entities(self) -> int:
@@ -166,9 +176,16 @@ class MassLayoff(Detector):
 
     def update(self, event: PayrollEvent, ctx: Context) -> list[Alert]:
         ts = ctx.ts
+        if ts >= (self._swept_day + 1) * DAY:  # once a day of event time
+            self._swept_day = int(ts // DAY)
+            self._forget_idle(self._employers, ts - self._idle_days() * DAY, _LAST_TS)
         staff = self._employers.get(event.employer)
         if staff is None:
-            staff = self._employers[event.employer] = _Staff(swept=ts)
+            staff = self._employers[event.employer] = _Staff(swept=ts, last_ts=ts)
+            if len(self._employers) > self.max_entities:
+                self._shed(self._employers, _LAST_TS)
+        elif ts > staff.last_ts:
+            staff.last_ts = ts
         if ts - staff.swept > 30 * DAY:
             self._forget(staff, ts)
         employee = event.employee
@@ -203,6 +220,15 @@ class MassLayoff(Detector):
         if before < 0:
             staff.pending = True
         return self._judge(event, staff, ts)
+
+    def _idle_days(self) -> float:
+        """Silence after which nothing of an employer counts any more: its cuts are out of
+        every later termination's window and link (``window_days + link_days``), and the
+        staff it was shown are forgotten ``FORGET_AFTER_DAYS`` after they were last seen,
+        with a day for a late delivery. Forgetting it then changes nothing but that its
+        headcount has to be shown afresh (an accrual or payment) before a cut is judged,
+        as the stream's first month is: after that long the old staff is no yardstick."""
+        return self.window_days + self.link_days + FORGET_AFTER_DAYS + LATENESS_DAYS
 
     def _judge(self, event: PayrollEvent, staff: _Staff, ts: float) -> list[Alert]:
         """Count the cut in the window up to its latest termination; alert at a bar."""

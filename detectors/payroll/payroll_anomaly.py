@@ -43,6 +43,10 @@ period's (a drift, not a one-off), or when the same employees' wages fall by
 ``min_cut`` or more. Warm-up: ``warm_up_periods`` periods of history before it speaks.
 One alert per employer and finding, raised again as critical when both
 figures drift at once; a period judged normal ends the finding.
+
+State is bounded: an employer with no accrual or payment for
+``IDLE_DAYS`` is forgotten (swept once a day of event time), and past
+``max_entities`` employers the least recently active go.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from operator import attrgetter
 
 from river import stats
 
@@ -69,6 +74,13 @@ FADING = 0.3
 OPEN_PERIODS = 3
 #: Wage change is judged on at least this many employees accrued in both periods.
 MIN_CONTINUING = 3
+#: An employer with no accrual or payment for this long is forgotten. Its history is
+#: what it is judged by: the usual pay day remembers about half a year of periods
+#: (FADING), and an employer paying monthly or quarterly is seen every few months, so
+#: a year and a month of silence (a seasonal employer's off-season fits in it) leaves
+#: nothing worth comparing with: it starts afresh, with a new warm-up, if it returns.
+IDLE_DAYS = 400
+_LAST_TS = attrgetter("last_ts")
 
 
 @dataclass
@@ -84,6 +96,7 @@ class _Employer:
     finding: str = ""
     severity: str = "info"
     event_ids: list[str] = field(default_factory=list)
+    last_ts: float = 0.0  # event time of its latest accrual or payment
 
 
 class PayrollAnomaly(Detector):
@@ -107,6 +120,7 @@ class PayrollAnomaly(Detector):
         self.warm_up_periods = warm_up_periods
         self._employers: dict[str, _Employer] = {}
         self._period_end: dict[str, float] = {}
+        self._swept_day = -1  # the day of event time idle employers were last swept
 
     @property
     def n_entities(self) -> int:
@@ -123,9 +137,17 @@ class PayrollAnomaly(Detector):
         kind = event.type
         if kind != "accrual" and kind != "payment":
             return []
+        ts = ctx.ts
+        if ts >= (self._swept_day + 1) * DAY:  # once a day of event time
+            self._swept_day = int(ts // DAY)
+            self._forget_idle(self._employers, ts - IDLE_DAYS * DAY, _LAST_TS)
         employer = self._employers.get(event.employer)
         if employer is None:
-            employer = self._employers[event.employer] = _Employer()
+            employer = self._employers[event.employer] = _Employer(last_ts=ts)
+            if len(self._employers) > self.max_entities:
+                self._shed(self._employers, _LAST_TS)
+        elif ts > employer.last_ts:
+            employer.last_ts = ts
         period: str = event.period  # type: ignore[assignment]
         book = employer.open.get(period)
         if book is None:

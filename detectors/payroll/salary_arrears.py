@@ -50,7 +50,12 @@ One alert per employer and finding, not per employee: how many employees,
 how much is owed, since which deadline. The finding is the first missed
 period; it is raised again, as critical, when it grows (another period
 missed, or half the staff unpaid), and lapses once a deadline passes with
-nothing owed.
+nothing owed, or once no period of the employer has been decided for
+``FINDING_IDLE_DAYS``.
+
+State is bounded: an employer's period book lives until its deadline is
+decided, and past ``max_entities`` books (or open findings) the least recently
+active go.
 
 >>> from datetime import datetime, timezone
 >>> from detectors.base import escalates, Context
@@ -79,6 +84,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from detectors.base import Context, Detector, escalates, make_alert
@@ -91,6 +97,15 @@ DEFAULT_TOLERANCE = 1.0
 CRITICAL_SHARE = 0.5
 #: At most this many unpaid accrual ids are kept per period (alerts cite <= 100).
 MAX_IDS = 100
+DAY = 86400.0
+#: An open finding none of whose employer's periods has been decided for this long is
+#: forgotten: an employer paying monthly has a deadline every month, so more than a
+#: year (and a month) without one is an employer gone from the stream, and a deadline
+#: missed after that is a new story, not the same arrears grown (payroll_anomaly
+#: forgets an employer after as long).
+FINDING_IDLE_DAYS = 400
+_LAST_TS = attrgetter("last_ts")
+_LAST_DUE = attrgetter("last_due")
 
 
 @dataclass
@@ -99,6 +114,7 @@ class _Period:
 
     accrued: dict[str, tuple[float, str]] = field(default_factory=dict)  # employee -> (amount, id)
     paid: dict[str, float] = field(default_factory=dict)
+    last_ts: float = 0.0  # event time of its latest accrual or payment (for the cap)
 
 
 @dataclass
@@ -109,6 +125,7 @@ class _Finding:
     first_due: float
     severity: str
     periods: list[str] = field(default_factory=list)
+    last_due: float = 0.0  # the latest of its employer's deadlines decided
 
 
 def decided_at(ctx: Context) -> float:
@@ -146,6 +163,7 @@ class SalaryArrears(Detector):
         self._books: dict[tuple[str, str], _Period] = {}  # (employer, period) -> book
         self._open: dict[str, _Finding] = {}  # employer -> open finding
         self._due_cache: dict[str, float] = {}
+        self._swept_day = -1  # the day of event time open findings were last swept
 
     @property
     def n_entities(self) -> int:
@@ -161,6 +179,9 @@ class SalaryArrears(Detector):
         return deadline
 
     def update(self, event: PayrollEvent, ctx: Context) -> list[Alert]:
+        if ctx.ts >= (self._swept_day + 1) * DAY:  # once a day of event time
+            self._swept_day = int(ctx.ts // DAY)
+            self._forget_idle(self._open, ctx.ts - FINDING_IDLE_DAYS * DAY, _LAST_DUE)
         kind = event.type
         if kind != "accrual" and kind != "payment":
             return []
@@ -171,8 +192,12 @@ class SalaryArrears(Detector):
         key = (event.employer, period)
         book = self._books.get(key)
         if book is None:
-            book = self._books[key] = _Period()
-            ctx.schedule(deadline, key)
+            book = self._books[key] = _Period(last_ts=ctx.ts)
+            ctx.schedule(deadline, key)  # an evicted book's timer finds nothing
+            if len(self._books) > self.max_entities:
+                self._shed(self._books, _LAST_TS)
+        elif ctx.ts > book.last_ts:
+            book.last_ts = ctx.ts
         employee = event.employee
         if kind == "accrual":
             amount, _ = book.accrued.get(employee, (0.0, ""))
@@ -202,9 +227,12 @@ class SalaryArrears(Detector):
         share = len(unpaid) / len(book.accrued)
         if finding is None:
             severity = "critical" if share >= CRITICAL_SHARE else "warning"
-            finding = self._open[employer] = _Finding(period, ctx.due, "info")
+            finding = self._open[employer] = _Finding(period, ctx.due, "info", last_due=ctx.due)
+            if len(self._open) > self.max_entities:
+                self._shed(self._open, _LAST_DUE)
         else:
             severity = "critical"  # a further period missed
+        finding.last_due = ctx.due
         finding.periods.append(period)
         if not escalates(severity, finding.severity):
             return []
