@@ -12,7 +12,11 @@ For every accepted event the engine, in this order:
    so that one bad event cannot stop the others;
 4. advances the partition's watermark and fires the timers it has passed
    (timers belong to the partition of the event that scheduled them, as the
-   entity they are about does).
+   entity they are about does), unless a detector failed on the event: an
+   event that could not be taken never moves the clock.
+
+Events too far ahead of their partition's time never get here: the processor
+dead-letters them first (``future_ts``, :mod:`streams.processor`).
 
 Everything the engine and its detectors know pickles, one partition at a time
 (:meth:`Engine.snapshot_partition`, what the worker saves) or whole
@@ -37,9 +41,12 @@ from __future__ import annotations
 
 import heapq
 import pickle
-from collections.abc import Hashable, Iterable, Sequence
+import zlib
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from detectors.base import Context, Detector
 from detectors.errors import KuzetError
@@ -50,9 +57,17 @@ OK = "ok"
 DUPLICATE = "duplicate"
 LATE = "late"
 FAILED = "failed"
+#: An event id seen before with other content: not a redelivery, and never fed.
+CONFLICT = "conflict"
 
 #: Contract default: events up to 24 h behind the newest are normal.
 DEFAULT_ALLOWED_LATENESS = 24 * 3600.0
+#: How far an event may lie ahead of the newest event of its input partition before it
+#: is taken for a clock error (``future_ts``), per stream: more than the longest quiet
+#: spell a partition has in ordinary traffic. Payments flow by the minute, so a day;
+#: inspections come days apart in a small partition, so two weeks; payroll moves in
+#: monthly steps (accruals at the month's end, payments by the 10th), so a month.
+DEFAULT_FUTURE_SKEW = {"payments": 86400.0, "payroll": 31 * 86400.0, "inspections": 14 * 86400.0}
 #: Event ids are grouped by the hour of their event time so whole hours expire at once.
 DEDUP_BUCKET_SECONDS = 3600
 #: Ceiling on remembered ids per stream: ~100 bytes each, so about 200 MB at the
@@ -70,28 +85,39 @@ class Deduplicator:
     Ids are kept in hourly buckets of their event time; :meth:`expire` forgets
     whole hours, and past ``max_ids`` the oldest hours go first.
 
+    Each id is kept with a fingerprint of its event's content: a redelivery
+    has the same content (a duplicate), an event that took another's id does
+    not (a conflict; the first stays).
+
     >>> d = Deduplicator()
-    >>> d.add("e1", 0.0), d.add("e1", 0.0), d.add("e2", 7200.0)
-    (True, False, True)
+    >>> d.add("e1", 0.0, 11), d.add("e1", 0.0, 11), d.add("e1", 0.0, 12), d.add("e2", 7200.0, 13)
+    ('new', 'duplicate', 'conflict', 'new')
     >>> d.expire(3600.0); len(d)
     1
     """
 
     def __init__(self, max_ids: int = DEFAULT_DEDUP_MAX_IDS) -> None:
         self.max_ids = max_ids
-        self._ids: set[str] = set()
+        self._ids: dict[str, int] = {}  # id -> fingerprint of its content
         self._buckets: dict[int, list[str]] = {}
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def add(self, event_id: str, ts: float) -> bool:
-        """Remember ``event_id``; False if it was already remembered."""
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self._ids, set):  # saved before fingerprints: any content matches
+            self._ids = dict.fromkeys(self._ids, ANY_CONTENT)
+
+    def add(self, event_id: str, ts: float, fingerprint: int = 0) -> str:
+        """Remember ``event_id``: ``"new"``, or ``"duplicate"``/``"conflict"`` if it was
+        remembered with the same or another ``fingerprint``."""
         ids = self._ids
-        if event_id in ids:
-            return False
-        ids.add(event_id)
+        seen = ids.get(event_id)
+        if seen is not None:
+            return DUPLICATE if seen in (fingerprint, ANY_CONTENT) else CONFLICT
+        ids[event_id] = fingerprint
         bucket = int(ts // DEDUP_BUCKET_SECONDS)
         members = self._buckets.get(bucket)
         if members is None:
@@ -100,7 +126,7 @@ class Deduplicator:
             members.append(event_id)
         if len(ids) > self.max_ids:
             self._drop(min(self._buckets), early=True)
-        return True
+        return _NEW
 
     def expire(self, before: float) -> None:
         """Forget every bucket that ends at or before ``before``."""
@@ -110,7 +136,9 @@ class Deduplicator:
 
     def _drop(self, bucket: int, *, early: bool) -> None:
         members = self._buckets.pop(bucket)
-        self._ids.difference_update(members)
+        ids = self._ids
+        for member in members:
+            ids.pop(member, None)
         if early:
             self.evicted += len(members)
 
@@ -138,6 +166,19 @@ class Result:
 
 # Shared empty results: tuples, so that no caller can append to them by mistake.
 _NO_ALERTS: tuple[Alert, ...] = ()
+_NEW = "new"
+#: The fingerprint of ids remembered before fingerprints were: matches any content.
+ANY_CONTENT = -1
+_encode = msgspec.json.Encoder().encode
+
+
+def fingerprint(event: Any) -> int:
+    """A fingerprint of an event's content (of a payment, for a payments half), the same
+    in every process: ``crc32`` of its canonical JSON (fields in the contract's order,
+    unknown fields dropped), so redelivered bytes and re-encoded copies both match."""
+    return zlib.crc32(_encode(getattr(event, "payment", event)))
+
+
 _NO_FAILURES: tuple[DetectorFailure, ...] = ()
 
 
@@ -185,8 +226,9 @@ class Partition:
 
     def process(self, event: Any, allowed_lateness: float) -> Result:
         ts = event.ts.timestamp()
-        if not self.dedup.add(event.event_id, ts):
-            return Result(DUPLICATE, _NO_ALERTS, _NO_FAILURES)
+        seen = self.dedup.add(event.event_id, ts, fingerprint(event))
+        if seen is not _NEW:
+            return Result(seen, _NO_ALERTS, _NO_FAILURES)
         if ts < self.max_ts - allowed_lateness:
             return Result(LATE, _NO_ALERTS, _NO_FAILURES)
 
@@ -209,13 +251,13 @@ class Partition:
                     alerts = []
                 alerts.extend(found)
 
+        if failures:  # the clock never moves on an event a detector could not take
+            return Result(FAILED, alerts or _NO_ALERTS, failures)
         if ts > self.max_ts:
             self.max_ts = ts
             fired = self._advance(allowed_lateness)
             if fired:
                 alerts = alerts + fired if alerts else fired
-        if failures:
-            return Result(FAILED, alerts or _NO_ALERTS, failures)
         return Result(OK, alerts or _NO_ALERTS, _NO_FAILURES)
 
     def _advance(self, allowed_lateness: float) -> list[Alert] | None:
@@ -261,6 +303,9 @@ class Engine:
             partition and still be accepted; also how long a decision that
             rests on something not happening waits.
         dedup_max_ids: ceiling on remembered event ids per partition.
+        future_skew: per stream, seconds an event may lie ahead of the newest
+            event of its input partition (:data:`DEFAULT_FUTURE_SKEW`); the
+            processor dead-letters one further ahead (``future_ts``).
     """
 
     def __init__(
@@ -269,8 +314,11 @@ class Engine:
         *,
         allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
         dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS,
+        future_skew: Mapping[str, float] | None = None,
     ) -> None:
         self.allowed_lateness = float(allowed_lateness)
+        self.future_skew = dict(DEFAULT_FUTURE_SKEW)
+        self.future_skew.update(future_skew or {})
         self.dedup_max_ids = dedup_max_ids
         self.detectors = list(detectors)
         self._prototypes: dict[str, list[Detector]] = {lane: [] for lane in LANES}
@@ -349,6 +397,22 @@ class Engine:
         for state in self._partitions.values():
             for detector in state.detectors:
                 counts[detector.kind] = counts.get(detector.kind, 0) + detector.n_entities
+        return counts
+
+    def evictions(self) -> dict[str, int]:
+        """Entities dropped at a detector's cap (``Bounded.max_entities``), per detector
+        kind, over every partition; the payments detectors' shared payer memory counts as
+        ``payer_ledger`` (once per partition)."""
+        counts: dict[str, int] = {}
+        for state in self._partitions.values():
+            ledgers = {}
+            for detector in state.detectors:
+                counts[detector.kind] = counts.get(detector.kind, 0) + detector.evicted
+                payers = getattr(detector, "payers", None)
+                if payers is not None:
+                    ledgers[id(payers)] = payers.evicted
+            if ledgers:
+                counts["payer_ledger"] = counts.get("payer_ledger", 0) + sum(ledgers.values())
         return counts
 
     # -- state of one partition -------------------------------------------------

@@ -28,7 +28,9 @@ EventId = Annotated[str, Meta(min_length=1, max_length=128)]
 Timestamp = Annotated[datetime, Meta(tz=True)]
 # Tenge. JSON has no NaN or Infinity, and the bounds exclude 0 and absurd sums.
 Amount = Annotated[float, Meta(gt=0, lt=1e13)]
-Period = Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+# Exactly seven characters: Python's `$` also matches before a final newline, so
+# "2021-05\n" passed the pattern alone (found by the fuzz tests).
+Period = Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", min_length=7, max_length=7)]
 
 Channel = Literal["card", "transfer", "qr", "cash_in", "cash_out"]
 PayrollType = Literal["accrual", "payment", "hire", "termination"]

@@ -11,7 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from detectors.base import Detector
-from detectors.engine import DEFAULT_ALLOWED_LATENESS, DEFAULT_DEDUP_MAX_IDS, Engine
+from detectors.engine import (
+    DEFAULT_ALLOWED_LATENESS,
+    DEFAULT_DEDUP_MAX_IDS,
+    DEFAULT_FUTURE_SKEW,
+    Engine,
+)
 from detectors.inspections.inspector_anomaly import InspectorAnomaly
 from detectors.inspections.moratorium_violation import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat_inspection import RepeatInspection
@@ -32,6 +37,8 @@ class DetectionConfig:
     timezone: str = DEFAULT_TIMEZONE
     allowed_lateness: float = DEFAULT_ALLOWED_LATENESS
     dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS
+    #: Per stream, how far ahead of its input partition's time an event is ``future_ts``.
+    future_skew: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FUTURE_SKEW))
     #: Every kind's parameters, which kinds run, the moratorium (``detectors/rules.toml``).
     rules: Rules = field(default_factory=Rules)
 
@@ -67,4 +74,5 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
         detectors,
         allowed_lateness=config.allowed_lateness,
         dedup_max_ids=config.dedup_max_ids,
+        future_skew=config.future_skew,
     )

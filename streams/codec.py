@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -41,6 +42,9 @@ CATEGORIES = (
     "invalid_envelope",
     "late",
     "detector_failed",
+    "key_mismatch",
+    "future_ts",
+    "id_conflict",
 )
 
 
@@ -98,7 +102,40 @@ def decode_event(stream: str, raw: bytes | None) -> Any:
             "invalid field ts: expected an RFC 3339 offset with a colon (+06:00), got +HHMM",
             "invalid_field",
         )
+    year = event.ts.year
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidEvent(
+            f"invalid value: ts in year {year}, outside {FIRST_YEAR}-{LAST_YEAR}", "invalid_value"
+        )
+    if stream == "payroll" and isinstance(event.period, str):
+        _near_period(event.period, event.ts)
     return event
+
+
+#: Event times Kuzet takes at all: no oversight stream reaches before 1970, and dates
+#: near year 1 or 9999 overflow the calendar arithmetic (a period's due date in year
+#: 10000: found by the fuzz tests), whatever a partition's clock says.
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
+#: How far a payroll event's pay period may lie from its own time, in months: wages
+#: are accrued at the period's end and paid by the 10th of the next month, back pay
+#: can come years later (three: the claims a court still hears), an advance a month
+#: ahead at most. A period outside (``2099-01``, ``9999-12``) is a producer's error.
+PERIOD_MONTHS_BEFORE = 36
+PERIOD_MONTHS_AFTER = 1
+
+
+def _near_period(period: str, ts: datetime) -> None:
+    """Raise :class:`InvalidEvent` if ``period`` (``YYYY-MM``) is far from ``ts``'s month."""
+    months = (int(period[:4]) - ts.year) * 12 + int(period[5:7]) - ts.month
+    if not -PERIOD_MONTHS_BEFORE <= months <= PERIOD_MONTHS_AFTER:
+        raise InvalidEvent(
+            f"invalid value: period {period} is {abs(months)} months "
+            f"{'after' if months > 0 else 'before'} the event's ts (allowed: "
+            f"{PERIOD_MONTHS_BEFORE} before to {PERIOD_MONTHS_AFTER} after)",
+            "invalid_value",
+        )
 
 
 class _TsText(msgspec.Struct):

@@ -13,14 +13,15 @@ both paths run exactly the same code.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import msgspec
 
-from detectors.engine import DUPLICATE, LATE, Engine, Partition
+from detectors.engine import CONFLICT, DUPLICATE, LATE, Engine, Partition
 from detectors.events import KEY_FIELDS, Activity, Alert
 from streams.codec import InvalidEvent, decode_event
 from streams.regroup import (
@@ -137,6 +138,57 @@ class Shipment(NamedTuple):
     halves: list[Half]
 
 
+#: Why an event that reuses another's id is set aside (the first one stays).
+CONFLICT_REASON = "id_conflict: this event_id was seen before with other content; the first is kept"
+
+
+class Clock:
+    """An input partition's event time, as far as ``future_ts`` is concerned.
+
+    An event is too far ahead when it lies more than the stream's skew ahead of
+    both the newest event admitted on the partition and the median of the last
+    :attr:`RECENT` events the partition saw (admitted or not). The first keeps
+    one event dated 2099 (or a producer whose clock is a month fast) from moving
+    the clock; the second lets a real jump through (a file holding two periods
+    years apart, a partition quiet for longer than the skew): once most recent
+    events agree on the new time, it is the time. Both are event time alone, so
+    the backtest and the live worker decide alike, and the clock is saved with
+    the partition's state.
+
+    >>> clock = Clock()
+    >>> for t in range(5):
+    ...     _ = clock.ahead(float(t), 10.0), clock.admit(float(t), 10.0)
+    >>> clock.ahead(1_000.0, 10.0)  # one event far ahead: refused
+    996.0
+    >>> [clock.ahead(1_000.0 + t, 10.0) > 0 for t in range(1, 6)]  # more agree: let through
+    [True, True, True, True, False]
+    """
+
+    #: Events whose median time may move the clock past a gap (half of them, plus one).
+    RECENT = 16
+    __slots__ = ("newest", "recent")
+
+    def __init__(self) -> None:
+        self.newest = WAIT
+        self.recent: deque[float] = deque(maxlen=self.RECENT)
+
+    def ahead(self, ts: float, skew: float) -> float:
+        """Seconds ``ts`` lies beyond the skew's allowance (0.0: admissible); it counts as seen."""
+        self.recent.append(ts)
+        if ts - self.newest <= skew or self.newest == WAIT:
+            return 0.0
+        median = sorted(self.recent)[(len(self.recent) - 1) // 2]  # the lower one
+        return 0.0 if ts - median <= skew else ts - self.newest
+
+    def admit(self, ts: float, skew: float) -> bool:
+        """Move the clock to ``ts``; True if that jumped by over a quarter of the skew."""
+        if ts <= self.newest:
+            return False
+        jumped = self.newest != WAIT and ts - self.newest > skew / 4
+        self.newest = ts
+        return jumped
+
+
 class Processor:
     """Decodes records and runs them through the engine, one partition at a time.
 
@@ -151,8 +203,26 @@ class Processor:
     memory, decoded.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        now: Callable[[], float] | None = None,
+        clock_skew: float = 3600.0,
+    ) -> None:
         self.engine = engine
+        #: The wall clock (the live worker: ``time.time``), or None (the backtest and
+        #: tests: event time alone decides). An event further than ``clock_skew``
+        #: seconds ahead of it is ``future_ts``.
+        self.now = now
+        self.clock_skew = clock_skew
+        #: Each input partition's clock: the newest event time admitted on it, by
+        #: (stream, partition). An event further ahead of it than the engine's
+        #: ``future_skew`` for the stream is ``future_ts``, and moves nothing.
+        self.clocks: dict[tuple[str, int], Clock] = {}
+        #: Admitted events that moved their partition's clock by over a quarter of the
+        #: skew at once, by stream: worth a look (a metric and an alert rule).
+        self.jumps: Counter[str] = Counter()
         #: The merge of each (lane, partition) of a regrouped lane.
         self.merges: dict[tuple[str, int], Merge] = {}
         #: When a list: (stream, partition, event) of every event the detectors
@@ -199,7 +269,7 @@ class Processor:
             if judged_here:
                 event = self._judge(stream, stream, partition, value, key, source, out)
             else:
-                event = self._decode(stream, value, key, source, out)
+                event = self._decode(stream, partition, value, key, source, out)
             if event is None:
                 continue
             payload = event if decoded else value
@@ -259,7 +329,7 @@ class Processor:
         if regroup is None or not regroup.counts:
             event = self._judge(stream, stream, 0, value, key, source, out)
         else:
-            event = self._decode(stream, value, key, source, out)
+            event = self._decode(stream, 0, value, key, source, out)
         if event is not None and regroup is not None:
             state = self.engine.partition(regroup.lane, 0)
             self._judge_half(regroup, 0, state, "both", event, source, out)
@@ -298,6 +368,11 @@ class Processor:
         if result.alerts:
             out.alerts.extend(result.alerts)
         if outcome is DUPLICATE:
+            return
+        if outcome is CONFLICT:
+            out.dead_letters.append(
+                _letter(stream, raw, event, side, CONFLICT_REASON, "id_conflict", source)
+            )
             return
         if outcome is LATE:
             reason = self._late_reason(lane, event, partition)
@@ -355,16 +430,66 @@ class Processor:
     # -- one record ----------------------------------------------------------------
 
     def _decode(
-        self, stream: str, value: bytes | None, key: bytes | None, source: Source, out: BatchOutput
+        self,
+        stream: str,
+        partition: int,
+        value: bytes | None,
+        key: bytes | None,
+        source: Source,
+        out: BatchOutput,
     ) -> Any:
+        """Decode and admit one input record; the event, or None once dead-lettered."""
         try:
-            return decode_event(stream, value)
+            event = decode_event(stream, value)
+            self._admit(stream, partition, event, key)
+            return event
         except InvalidEvent as exc:
             out.outcomes[INVALID] += 1
             out.dead_letters.append(
                 DeadLetter(stream, value, key, exc.reason, exc.category, source)
             )
             return None
+
+    def _admit(self, stream: str, partition: int, event: Any, key: bytes | None) -> None:
+        """Raise :class:`InvalidEvent` unless the record's key names its entity and its
+        event time is no further ahead than the skews; then move the partition's clock.
+
+        The key decides which partition, so which state, judges an entity: a record
+        keyed otherwise would be judged apart from the rest of its entity's events
+        (``key_mismatch``). An event far ahead of its partition's time (or, live, of
+        the wall clock) is a clock error upstream: fed, it would make every later
+        real event late and fire every pending timer (``future_ts``).
+        """
+        field = KEY_FIELDS[stream]
+        if key is None:
+            raise InvalidEvent(
+                f"key_mismatch: the record has no key; its key must be its {field}",
+                "key_mismatch",
+            )
+        if key != getattr(event, field).encode():
+            raise InvalidEvent(f"key_mismatch: the record's key is not its {field}", "key_mismatch")
+        ts = event.ts.timestamp()
+        clock = self.clocks.get((stream, partition))
+        if clock is None:
+            clock = self.clocks[stream, partition] = Clock()
+        skew = self.engine.future_skew[stream]
+        ahead = clock.ahead(ts, skew)
+        if ahead:
+            raise InvalidEvent(
+                f"future_ts: event time is {ahead / 3600:.1f} h ahead of the newest {stream} "
+                f"event of its partition (at most {skew / 3600:g} h)",
+                "future_ts",
+            )
+        if self.now is not None:
+            wall = self.now()
+            if ts - wall > self.clock_skew:
+                raise InvalidEvent(
+                    f"future_ts: event time is {(ts - wall) / 3600:.1f} h ahead of the worker's "
+                    f"clock (at most {self.clock_skew / 3600:g} h)",
+                    "future_ts",
+                )
+        if clock.admit(ts, skew):
+            self.jumps[stream] += 1
 
     def _judge(
         self,
@@ -377,7 +502,7 @@ class Processor:
         out: BatchOutput,
     ) -> Any:
         """Decode and judge one record; the event if the engine accepted it, else None."""
-        event = self._decode(stream, value, key, source, out)
+        event = self._decode(stream, partition, value, key, source, out)
         if event is None:
             return None
         result = self.engine.process(lane, event, partition)
@@ -386,6 +511,11 @@ class Processor:
         if result.alerts:
             out.alerts.extend(result.alerts)
         if outcome is DUPLICATE:
+            return None
+        if outcome is CONFLICT:
+            out.dead_letters.append(
+                DeadLetter(stream, value, key, CONFLICT_REASON, "id_conflict", source)
+            )
             return None
         if outcome is LATE:
             reason = self._late_reason(lane, event, partition)

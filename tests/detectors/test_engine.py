@@ -127,13 +127,29 @@ def test_duplicate_event_id_counts_once():
     assert engine.tracked_ids("inspections") == 1
 
 
-def test_duplicate_is_recognised_even_if_its_content_differs():
-    # Contract: a redelivered event has the same id; the id alone decides.
+def test_an_id_reused_with_other_content_is_a_conflict_and_the_first_stays():
+    # Issue 14: an event could take a later real event's id, and the real one was
+    # dropped as a duplicate. A redelivery has the same content; another event does not.
     engine = Engine([MoratoriumViolation()])
-    engine.process("inspections", inspection("i-1", business="BIZ-1"))
+    first = engine.process("inspections", inspection("i-1", business="BIZ-1"))
+    assert first.outcome == "ok" and first.alerts
     assert engine.process("inspections", inspection("i-1", business="BIZ-2")).outcome == (
+        "conflict"
+    )
+    assert engine.process("inspections", inspection("i-1", business="BIZ-1")).outcome == (
         "duplicate"
     )
+
+
+def test_an_event_a_detector_failed_on_moves_no_clock():
+    # Issue 14: the clock also advanced on events whose detectors failed, so one bad
+    # event far ahead still made every later real event late.
+    engine = Engine([Exploding(), MoratoriumViolation()], allowed_lateness=HOUR)
+    assert engine.process("inspections", inspection("i-1", at=0)).outcome == "ok"
+    failed = engine.process("inspections", inspection("i-2", at=1000, business="BOOM"))
+    assert failed.outcome == "failed"
+    assert engine.watermark("inspections") == (T0 + timedelta(hours=0)).timestamp() - HOUR
+    assert engine.process("inspections", inspection("i-3", at=2)).outcome == "ok"
 
 
 def test_same_event_id_on_two_streams_is_not_a_duplicate():
@@ -266,14 +282,14 @@ def test_failure_reason_is_bounded():
 
 def test_deduplicator_expires_whole_hours():
     d = Deduplicator()
-    assert d.add("a", 10.0) and d.add("b", 3599.0) and d.add("c", 3600.0)
-    assert not d.add("a", 10.0)
+    assert d.add("a", 10.0) == d.add("b", 3599.0) == d.add("c", 3600.0) == "new"
+    assert d.add("a", 10.0) == "duplicate"
     d.expire(3599.0)  # hour 0 has not ended yet
     assert len(d) == 3
     d.expire(3600.0)  # now it has
     assert len(d) == 1
-    assert d.add("a", 10.0)  # forgotten, so new again
-    assert not d.add("c", 3600.0)
+    assert d.add("a", 10.0) == "new"  # forgotten, so new again
+    assert d.add("c", 3600.0) == "duplicate"
     assert d.evicted == 0  # expiry is not eviction
 
 
@@ -283,13 +299,13 @@ def test_deduplicator_memory_is_bounded():
     per_hour = 7
     total = 10 * max_ids
     for i in range(total):
-        assert d.add(f"e-{i}", (i // per_hour) * DEDUP_BUCKET_SECONDS)
+        assert d.add(f"e-{i}", (i // per_hour) * DEDUP_BUCKET_SECONDS) == "new"
         assert len(d) <= max_ids
     assert len(d) >= max_ids - per_hour  # only whole (oldest) hours were dropped
     assert d.evicted == total - len(d)
     # The newest ids are still remembered; the oldest were forgotten.
-    assert not d.add(f"e-{total - 1}", (total - 1) // per_hour * DEDUP_BUCKET_SECONDS)
-    assert d.add("e-0", 0.0)
+    assert d.add(f"e-{total - 1}", (total - 1) // per_hour * DEDUP_BUCKET_SECONDS) != "new"
+    assert d.add("e-0", 0.0) == "new"
 
 
 def test_deduplicator_bound_holds_for_ids_out_of_time_order():
@@ -347,17 +363,26 @@ def test_alert_id_differs_by_severity_and_by_every_part():
 
 
 def mixed_stream() -> list[tuple[str, object]]:
-    """Inspections and payroll, with duplicates, late events, failures and timers."""
+    """Inspections and payroll, with duplicates, id conflicts, late events, failures
+    and timers."""
+
+    def visit(i: int, **changes) -> Inspection:
+        business = "BOOM" if i % 9 == 4 else f"BIZ-{i % 5}"
+        size = "medium" if i % 4 == 3 else "micro"
+        return inspection(f"i-{i}", at=i * 0.75, business=business, size=size, **changes)
+
     events: list[tuple[str, object]] = []
     for i in range(40):
         at = i * 0.75
-        business = "BOOM" if i % 9 == 4 else f"BIZ-{i % 5}"
-        size = "medium" if i % 4 == 3 else "micro"
-        events.append(("inspections", inspection(f"i-{i}", at=at, business=business, size=size)))
+        events.append(("inspections", visit(i)))
         events.append(("payroll", hire(f"h-{i}", at=at, employer=f"EMP-{i % 3}")))
         if i % 6 == 5:  # redelivery of an earlier event, possibly from before the snapshot
-            events.append(("inspections", inspection(f"i-{i - 5}", at=(i - 5) * 0.75)))
-            events.append(("payroll", hire(f"h-{i - 3}", at=(i - 3) * 0.75)))
+            events.append(("inspections", visit(i - 5)))
+            events.append(
+                ("payroll", hire(f"h-{i - 3}", at=(i - 3) * 0.75, employer=f"EMP-{i % 3}"))
+            )
+        if i % 10 == 7:  # another event under an earlier one's id
+            events.append(("inspections", visit(i - 2, basis="complaint")))
         if i % 7 == 6:  # out of order, and late by more than the lateness
             events.append(("inspections", inspection(f"old-{i}", at=at - 10)))
             events.append(("payroll", hire(f"o-{i}", at=at - 1.5)))
@@ -396,7 +421,7 @@ def test_snapshot_restore_mid_stream_gives_exactly_the_same_results():
 
     # The stream exercises what the checkpoint must carry.
     outcomes = {outcome for outcome, _, _ in expected[cut:]}
-    assert outcomes == {"ok", "duplicate", "late", "failed"}
+    assert outcomes == {"ok", "duplicate", "conflict", "late", "failed"}
     assert any(a.kind == "salary_arrears" for _, alerts, _ in expected[cut:] for a in alerts)
     assert restored.timer_failures == unbroken.timer_failures
 

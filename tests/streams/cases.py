@@ -148,7 +148,11 @@ def _valid_cases() -> list[Case]:
         Case("event-id-128-chars", "inspections", event("inspections", event_id="e" * 128)),
         Case("purpose-256-chars", "payments", event("payments", purpose="x" * 256)),
         Case("purpose-empty", "payments", event("payments", purpose="")),
-        Case("period-december", "payroll", event("payroll", period="2021-12")),
+        Case(
+            "period-december",
+            "payroll",
+            event("payroll", period="2021-12", ts="2022-01-05T10:00:00+06:00"),
+        ),
         Case("ts-plus-06", "payments", event("payments", ts="2021-03-02T11:00:00+06:00")),
         Case("ts-plus-05", "payments", event("payments", ts="2021-03-02T10:00:00+05:00")),
         Case("ts-negative-offset", "payments", event("payments", ts="2021-03-02T02:00:00-03:00")),

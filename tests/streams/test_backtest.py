@@ -39,30 +39,37 @@ def inspection(event_id: str, ts: str, size: str = "micro", basis: str = "routin
     }
 
 
-def record(topic: str, value: object, key: str | None = "k") -> bytes:
+#: The field each stream is keyed by (the contract): a record's key names its entity.
+KEYED_BY = {"payments": "payer", "payroll": "employer", "inspections": "business"}
+
+
+def record(topic: str, value: object, key: str | None = None) -> bytes:
+    """One file line; its key is the event's entity unless given."""
+    if key is None and isinstance(value, dict):
+        key = value.get(KEYED_BY.get(topic, ""), "k")
     return json.dumps({"topic": topic, "key": key, "value": value}).encode()
 
 
-PAYMENT = {"event_id": "p-1", "ts": "2021-03-02T05:00:00Z", "payer": "A", "payee": "B"}
+PAYMENT = {"event_id": "p-1", "ts": "2022-12-30T05:00:00Z", "payer": "A", "payee": "B"}
 
 #: (line, what the backtest must make of it): an event id that alerts, "lawful",
 #: "duplicate", "skipped" (blank), or the rejection category.
 LINES: list[tuple[bytes, str]] = [
-    (record("inspections", inspection("v-1", "2021-03-02T05:00:00Z")), "v-1"),
-    (record("inspections", inspection("l-1", "2021-03-02T06:00:00Z", size="medium")), "lawful"),
+    (record("inspections", inspection("v-1", "2022-12-30T05:00:00Z")), "v-1"),
+    (record("inspections", inspection("l-1", "2022-12-30T06:00:00Z", size="medium")), "lawful"),
     (
-        record("inspections", inspection("l-2", "2021-03-02T07:00:00Z", basis="criminal_case")),
+        record("inspections", inspection("l-2", "2022-12-30T07:00:00Z", basis="criminal_case")),
         "lawful",
     ),
-    (record("inspections", inspection("v-1", "2021-03-02T05:00:00Z")), "duplicate"),
+    (record("inspections", inspection("v-1", "2022-12-30T05:00:00Z")), "duplicate"),
     # Out of order (02:00Z) but well within the allowed lateness.
-    (record("inspections", inspection("v-2", "2021-03-02T08:00:00+06:00")), "v-2"),
+    (record("inspections", inspection("v-2", "2022-12-30T08:00:00+06:00")), "v-2"),
     (
         record(
             "payroll",
             {
                 "event_id": "h-1",
-                "ts": "2021-03-02T05:00:00Z",
+                "ts": "2022-12-30T05:00:00Z",
                 "type": "hire",
                 "employer": "E",
                 "employee": "W",
@@ -77,15 +84,15 @@ LINES: list[tuple[bytes, str]] = [
     (
         record(
             "inspections",
-            {k: v for k, v in inspection("m-1", "2021-03-02T05:00:00Z").items() if k != "business"},
+            {k: v for k, v in inspection("m-1", "2022-12-30T05:00:00Z").items() if k != "business"},
         ),
         "missing_field",
     ),
     (record("payments", {**PAYMENT, "amount": -5}), "invalid_field"),
     (record("payments", {**PAYMENT, "amount": 1.5}).replace(b"1.5", b"NaN"), "not_json"),
-    (record("inspections", inspection("t-1", "2021-03-02T05:00:00")), "invalid_field"),
+    (record("inspections", inspection("t-1", "2022-12-30T05:00:00")), "invalid_field"),
     (
-        record("inspections", inspection("big", "2021-03-02T05:00:00Z", padding="x" * MIB)),
+        record("inspections", inspection("big", "2022-12-30T05:00:00Z", padding="x" * MIB)),
         "too_large",
     ),
     (b"   \t ", "skipped"),
@@ -93,14 +100,14 @@ LINES: list[tuple[bytes, str]] = [
     # Guards the codec fix: invalid UTF-8 inside a string used to raise UnicodeDecodeError
     # and abort the whole backtest.
     (
-        record("inspections", inspection("u-1", "2021-03-02T05:00:00Z", basis="@@")).replace(
+        record("inspections", inspection("u-1", "2022-12-30T05:00:00Z", basis="@@")).replace(
             b"@@", b"\xc3\x28"
         ),
         "not_json",
     ),
     (record("payments", {**PAYMENT, "amount": 5, "payee": "A"}), "invalid_value"),
     # A month behind the newest inspection: later than the 24 h allowed lateness.
-    (record("inspections", inspection("late-1", "2021-02-01T05:00:00Z")), "late"),
+    (record("inspections", inspection("late-1", "2022-11-29T05:00:00Z")), "late"),
     # The last minute of the moratorium (local), then the first minute after it.
     (record("inspections", inspection("v-3", "2022-12-31T23:59:00+06:00")), "v-3"),
     (record("inspections", inspection("a-1", "2023-01-01T00:01:00+06:00")), "lawful"),
@@ -229,14 +236,14 @@ SCORED_LINES: list[bytes] = [
     # 02:00 on 2020-01-01 in Almaty, still 2019 in UTC: the detector alerts, the baseline not.
     record("inspections", inspection("e-0", "2019-12-31T20:00:00Z")),
     # Prohibited: both alert.
-    record("inspections", {**inspection("v-1", "2021-03-02T05:00:00Z"), "business": "BIZ-1"}),
+    record("inspections", {**inspection("v-1", "2020-01-02T05:00:00Z"), "business": "BIZ-1"}),
     # Exempt basis: the baseline alerts (it ignores bases); a second inspection of BIZ-1
     # within 30 days: the baseline's repeat_inspection.
     record(
         "inspections",
-        {**inspection("x-1", "2021-03-02T06:00:00Z", basis="criminal_case"), "business": "BIZ-1"},
+        {**inspection("x-1", "2020-01-02T06:00:00Z", basis="criminal_case"), "business": "BIZ-1"},
     ),
-    record("inspections", {**inspection("v-1", "2021-03-02T05:00:00Z"), "business": "BIZ-1"}),
+    record("inspections", {**inspection("v-1", "2020-01-02T05:00:00Z"), "business": "BIZ-1"}),
     # Wages for 2021-02: W-1 paid on time, W-2 on 2021-03-12, after the due date.
     record(
         "payroll",
@@ -281,9 +288,9 @@ SCORED_TRUTH = {
     "findings": [
         {"kind": "moratorium_violation", "entity": "BIZ-e-0", "start": "2019-12-31T20:00:00Z",
          "event_ids": ["e-0"]},
-        {"kind": "moratorium_violation", "entity": "BIZ-1", "start": "2021-03-02T05:00:00Z",
+        {"kind": "moratorium_violation", "entity": "BIZ-1", "start": "2020-01-02T05:00:00Z",
          "event_ids": ["v-1"]},
-        {"kind": "repeat_inspection", "entity": "BIZ-1", "start": "2021-03-02T05:00:00Z"},
+        {"kind": "repeat_inspection", "entity": "BIZ-1", "start": "2020-01-02T05:00:00Z"},
         # The missed due date: local midnight of 2021-03-11 in Almaty (UTC+6).
         {"kind": "salary_arrears", "entity": "E-1", "start": "2021-03-11T00:00:00+06:00"},
         {"kind": "payroll_anomaly", "entity": "E-1", "start": "2021-03-06T00:00:00Z"},

@@ -422,3 +422,36 @@ def padded(doc: dict[str, object], size: int) -> bytes:
 
 def test_ts_constant_is_the_epoch_it_claims():
     assert datetime.fromisoformat(TS).timestamp() == TS_EPOCH
+
+
+@pytest.mark.parametrize(
+    ("period", "valid"),
+    [
+        ("2023-03", True),  # paid in its own month (an advance)
+        ("2023-04", True),  # a month ahead
+        ("2023-05", False),
+        ("2020-03", True),  # back pay three years on
+        ("2020-02", False),
+        ("2099-01", False),
+        ("9999-12", False),
+    ],
+)
+def test_a_pay_period_far_from_the_events_time_is_invalid(period: str, valid: bool):
+    raw = json.dumps(
+        {
+            "event_id": "r-1",
+            "ts": "2023-03-05T10:00:00+06:00",
+            "type": "payment",
+            "employer": "E-1",
+            "employee": "W-1",
+            "period": period,
+            "amount": 100_000,
+        }
+    ).encode()
+    if valid:
+        assert decode_event("payroll", raw).period == period
+    else:
+        with pytest.raises(InvalidEvent) as caught:
+            decode_event("payroll", raw)
+        assert caught.value.category == "invalid_value"
+        assert f"period {period}" in caught.value.reason

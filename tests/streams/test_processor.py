@@ -461,7 +461,7 @@ def test_handing_halves_over_decoded_judges_exactly_as_envelopes_do():
     offsets: Counter[int] = Counter()
     for value in values:
         p = partition_for(key_of("payments", value), N)
-        record = [(value, b"k", Source("payments", p, offsets[p]))]
+        record = [(value, key_of("payments", value), Source("payments", p, offsets[p]))]
         offsets[p] += 1
         _, shipments = processor.upstream("payments", p, record, N, decoded=True)
         for q, up, through, frontier, halves in shipments:
