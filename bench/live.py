@@ -63,6 +63,7 @@ import functools
 import math
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -90,6 +91,8 @@ from streams.regroup import REGROUPS
 
 BOOTSTRAP = os.environ.get("KUZET_BENCH_BOOTSTRAP", "127.0.0.1:9092")
 ROOT = Path(__file__).resolve().parent.parent
+#: The key every worker of this run signs its saved state with (one group, one key).
+STATE_KEY = secrets.token_hex(32)
 PARTITIONS = 3
 #: Tasks of a group: every input partition and every partition of an internal regrouped topic.
 TASKS = PARTITIONS * (len(STREAMS) + len(REGROUPS))
@@ -170,7 +173,9 @@ class WorkerProcess:
             "KUZET_APP_ID": app_id,
             "KUZET_WEB_PORT": str(self.port),
             "KUZET_LOG_LEVEL": "info",
+            "KUZET_STATE_KEY": STATE_KEY,
         }
+        env.pop("KUZET_STATE_KEY_FILE", None)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", LAUNCH, str(os.getpid())],

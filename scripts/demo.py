@@ -2,8 +2,9 @@
 
 Run by ``make demo`` (which starts and stops the broker). Creates fresh
 ``demo-*`` input topics, starts ``kuzet worker`` on them (it creates the alert,
-dead-letter and internal topics it writes, and keeps its state in Kafka: nothing
-on disk but its log), publishes a handful of inspections (prohibited, lawful,
+dead-letter and internal topics it writes, and keeps its state in Kafka, signed
+with a key drawn for the run: nothing on disk but its log, in a private
+``.kuzet/demo``), publishes a handful of inspections (prohibited, lawful,
 exempt, either side of local midnight at the moratorium's start), a redelivered
 duplicate and some broken records, then prints the alerts and dead letters the
 worker publishes, and its metrics.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from detectors.events import STREAMS
+from streams.folders import private_folder
 
 BOOTSTRAP = os.environ.get("KUZET_BROKER", "127.0.0.1:9092")
 WEB_PORT = int(os.environ.get("KUZET_DEMO_WEB_PORT", "6066"))
@@ -79,8 +82,7 @@ async def main() -> int:
     await admin.create_topics([NewTopic(prefix + s, 3, 1) for s in STREAMS])
     await admin.close()
 
-    logs = ROOT / ".kuzet" / "demo"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = private_folder(ROOT / ".kuzet" / "demo")
     log = logs / "worker.log"
     say(f"== starting `kuzet worker` on topics {prefix}* (log: {log.relative_to(ROOT)})")
     env = {
@@ -89,7 +91,11 @@ async def main() -> int:
         "KUZET_TOPIC_PREFIX": prefix,
         "KUZET_APP_ID": f"kuzet-{prefix.rstrip('.')}",
         "KUZET_WEB_PORT": str(WEB_PORT),
+        # The key the worker signs its saved state with: a fresh one for a fresh group
+        # (a group that lives on needs the same key at every start).
+        "KUZET_STATE_KEY": secrets.token_hex(32),
     }
+    env.pop("KUZET_STATE_KEY_FILE", None)
     with open(log, "wb") as log_file:
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],

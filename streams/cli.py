@@ -36,9 +36,11 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
         import asyncio
         import logging
 
+        from streams.state import require_state_key
         from streams.topics import ensure_topics
         from streams.worker import run_worker
 
+        require_state_key(settings)  # before anything touches Kafka
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",

@@ -16,8 +16,24 @@ The topic (``<app id>-state`` by default) is compacted. A snapshot larger than
 one record is written in chunks, then a small *manifest* that names them::
 
     key "<topic>/<partition>"                       value: MessagePack {"generation", "writer",
-                                                           "chunks", "size", "sha256", "offset"}
+                                                           "chunks", "size", "offset",
+                                                           "version", "key_id", "mac"}
     key "<topic>/<partition>/<gen>.<writer>/<i>"    value: chunk i of the pickle, at most 512 KiB
+
+**Nobody without the key can forge it.** A pickle runs code when it is read, so
+whoever could write the state topic could run code in the worker. Every save
+is signed: ``mac`` is an HMAC-SHA256, under a key derived from
+``KUZET_STATE_KEY`` (or ``KUZET_STATE_KEY_FILE``), of the task's key, every
+manifest field and the whole pickle (:func:`seal`). A manifest whose ``mac``
+does not verify (:func:`hmac.compare_digest`), that has none (saved before
+state was signed: format 1), or of another format, or whose chunks are
+missing is never unpickled (:func:`restore`): the worker logs a warning,
+counts it (``kuzet_state_rejected_total{reason}``) and judges that partition
+from the group's committed offset with empty state, as if nothing had been
+saved: what someone who may write the topic could already cause by deleting
+the manifest. A worker without a key does not start. The key cannot stop a
+replay of an older save the same key signed (the partition then judges
+again the records since it, with the same alert ids).
 
 A manifest is written only after all its chunks were acknowledged, so a crash
 mid-snapshot leaves the previous one whole; the previous generation's chunks
@@ -39,25 +55,32 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
+import hmac
 import logging
 import pickle
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from detectors.engine import Partition, SnapshotError
+from detectors.errors import ConfigError
 from streams.regroup import Merge
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Format of the pickled :class:`TaskState` inside the chunks.
-STATE_VERSION = 1
+#: Format of a save: the pickled :class:`TaskState` inside the chunks, and the manifest.
+#: 2: the manifest is signed (``key_id``, ``mac``) and carries this number; 1 (no
+#: ``version`` in the manifest) was unsigned and is never read.
+STATE_VERSION = 2
 #: Largest chunk: well under the broker's default message.max.bytes (1 MiB).
 CHUNK_BYTES = 512 * 1024
 
@@ -78,6 +101,8 @@ class TaskState:
     outcomes: Counter[str] = field(default_factory=Counter)
     #: Event time (epoch seconds) of the newest record judged here: for alignment.
     max_ts: float = float("-inf")
+    #: Of an input partition: its event time for ``future_ts`` (:class:`streams.processor.Clock`).
+    clock: Any = None
 
     @property
     def key(self) -> str:
@@ -89,12 +114,142 @@ class _Manifest(msgspec.Struct):
     writer: str
     chunks: int
     size: int
-    sha256: str
     offset: int
+    #: Absent from format 1's manifests (which had a "sha256" instead, now ignored).
+    version: int = 1
+    key_id: str = ""
+    mac: bytes = b""
 
 
 _manifest_encoder = msgspec.msgpack.Encoder()
 _manifest_decoder = msgspec.msgpack.Decoder(_Manifest)
+
+#: Why a save was not read: the ``reason`` of ``kuzet_state_rejected_total``.
+#: ``malformed``: the manifest does not decode; ``unsigned``: no ``mac`` (format 1, or
+#: not written by Kuzet); ``version``: a format this worker does not know;
+#: ``incomplete``: chunks missing; ``other_key``: signed with another key (a changed
+#: ``KUZET_STATE_KEY``); ``bad_mac``: the ``mac`` does not verify (altered).
+REJECT_REASONS = ("malformed", "unsigned", "version", "incomplete", "other_key", "bad_mac")
+
+
+class StateRejected(SnapshotError):
+    """A save that is not read (never unpickled): the task starts without it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StateKey:
+    """The key saves are signed with, derived from the configured secret, and its public id.
+
+    The id (in every manifest) tells a save signed with another key, a changed
+    ``KUZET_STATE_KEY``, from one altered; it reveals nothing of the key.
+    """
+
+    mac_key: bytes = field(repr=False)
+    key_id: str
+
+    @classmethod
+    def derive(cls, secret: bytes) -> StateKey:
+        mac_key = hmac.digest(secret, b"kuzet state: mac key", "sha256")
+        return cls(mac_key, hmac.digest(secret, b"kuzet state: key id", "sha256")[:8].hex())
+
+
+def require_state_key(settings: Settings) -> bytes:
+    """The worker's state key; without one it does not start (see the module docstring)."""
+    if settings.state_key is None:
+        raise ConfigError(
+            "the worker signs the state it saves to the state topic, and reads back only "
+            "state signed with its key, but no key is set: set KUZET_STATE_KEY to at least "
+            "64 hex digits of a random key (e.g. `openssl rand -hex 32`), or "
+            "KUZET_STATE_KEY_FILE to a file holding them (chmod 600). Every worker of a "
+            "group needs the same key, and keeps it across restarts: state signed with "
+            "another key is not read"
+        )
+    return settings.state_key
+
+
+def _mac(key: StateKey, task: str, manifest: _Manifest, blob: bytes) -> bytes:
+    """HMAC-SHA256 of the task's key, every manifest field but the mac, then the pickle."""
+    fields = (
+        "kuzet-state",
+        task,
+        manifest.version,
+        manifest.key_id,
+        manifest.generation,
+        manifest.writer,
+        manifest.chunks,
+        manifest.size,
+        manifest.offset,
+    )
+    header = _manifest_encoder.encode(fields)
+    mac = hmac.new(key.mac_key, len(header).to_bytes(8, "big") + header, "sha256")
+    mac.update(blob)
+    return mac.digest()
+
+
+def seal(
+    key: StateKey, task: str, offset: int, blob: bytes, generation: int, writer: str
+) -> list[tuple[str, bytes]]:
+    """The records of one save of ``task``, in the order written: its chunks, then its manifest.
+
+    Each is ``(record key, value)``; ``blob`` is :func:`dump` of a state whose
+    position is ``offset``.
+    """
+    label = f"{generation}.{writer}"
+    chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+    manifest = _Manifest(
+        generation, writer, len(chunks), len(blob), offset, STATE_VERSION, key.key_id
+    )
+    manifest.mac = _mac(key, task, manifest, blob)
+    records = [(f"{task}/{label}/{i}", chunk) for i, chunk in enumerate(chunks)]
+    return [*records, (task, _manifest_encoder.encode(manifest))]
+
+
+def restore(
+    key: StateKey, task: str, value: bytes, chunks: Mapping[str, bytes]
+) -> tuple[TaskState, _Manifest]:
+    """The state a manifest (``value``) and its chunks hold, and the manifest.
+
+    Nothing is unpickled unless the manifest's ``mac`` verifies: else
+    :class:`StateRejected` with one of :data:`REJECT_REASONS`. A signed save
+    that still cannot be read (saved by other code of the same format) raises
+    :class:`~detectors.engine.SnapshotError`.
+    """
+    whose = f"the saved state of {task}"
+    try:
+        manifest = _manifest_decoder.decode(value)
+    except msgspec.DecodeError:
+        raise StateRejected("malformed", f"{whose} has a manifest that does not decode") from None
+    if not manifest.mac:
+        raise StateRejected(
+            "unsigned",
+            f"{whose} is not signed (saved in format 1 by an older Kuzet, or not by Kuzet)",
+        )
+    if manifest.version != STATE_VERSION:
+        raise StateRejected("version", f"{whose} is of a format this worker does not know")
+    if manifest.key_id != key.key_id:
+        raise StateRejected(
+            "other_key", f"{whose} is signed with another key (was KUZET_STATE_KEY changed?)"
+        )
+    label = f"{manifest.generation}.{manifest.writer}"
+    parts = []
+    for i in range(manifest.chunks if 0 < manifest.chunks <= len(chunks) else 0):
+        part = chunks.get(f"{task}/{label}/{i}")
+        if part is None:
+            break
+        parts.append(part)
+    if not parts or len(parts) != manifest.chunks:
+        raise StateRejected("incomplete", f"{whose} lacks chunks: the state topic was altered")
+    blob = b"".join(parts)
+    if not hmac.compare_digest(_mac(key, task, manifest, blob), manifest.mac):
+        raise StateRejected("bad_mac", f"{whose} fails authentication: it was altered")
+    state = load(blob, task)
+    if state.key != task:
+        raise SnapshotError(f"{whose} holds the state of another partition")
+    return state, manifest
 
 
 def dump(state: TaskState) -> bytes:
@@ -139,11 +294,18 @@ class StateStore:
         topic: str,
         partitions: int,
         consumer_kwargs: dict[str, Any],
+        *,
+        key: bytes,
+        on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.partitions = partitions
         self.consumer_kwargs = consumer_kwargs
+        #: Signs every save, and proves a save read back was signed by it.
+        self.key = StateKey.derive(key)
+        #: Hears the reason of each save not read (:data:`REJECT_REASONS`): a metric.
+        self.on_reject = on_reject
         #: Generation last written or read per task key (the next write is one more),
         #: and how many chunks it has (deleted once the next one is written).
         self.generations: dict[str, int] = {}
@@ -163,23 +325,18 @@ class StateStore:
         into = self.partition_of(state.partition)
         generation = self.generations.get(key, 0) + 1
         label = f"{generation}.{self.writer}"
-        chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+        # The HMAC of a few MB takes milliseconds: off the event loop, as the pickle.
+        *chunks, (_, manifest) = await asyncio.to_thread(
+            seal, self.key, key, state.position, blob, generation, self.writer
+        )
         send = self.producer.send
         pending = [
-            await send(self.topic, chunk, key=f"{key}/{label}/{i}".encode(), partition=into)
-            for i, chunk in enumerate(chunks)
+            await send(self.topic, chunk, key=chunk_key.encode(), partition=into)
+            for chunk_key, chunk in chunks
         ]
         for future in pending:
             await future
-        digest = hashlib.sha256(blob).hexdigest()
-        manifest = _Manifest(
-            generation, self.writer, len(chunks), len(blob), digest, state.position
-        )
-        await (
-            await send(
-                self.topic, _manifest_encoder.encode(manifest), key=key.encode(), partition=into
-            )
-        )
+        await (await send(self.topic, manifest, key=key.encode(), partition=into))
         self.generations[key] = generation
         previous = self._current.get(key)
         if previous is not None:  # the chunks of the save before are garbage now
@@ -196,7 +353,7 @@ class StateStore:
         keys = {f"{topic}/{partition}": partition for topic, partition in wanted}
         state_partitions = sorted({self.partition_of(p) for p in keys.values()})
         consumer = AIOKafkaConsumer(enable_auto_commit=False, **self.consumer_kwargs)
-        manifests: dict[str, _Manifest] = {}
+        manifests: dict[str, bytes] = {}  # undecoded: restore() judges them
         chunks: dict[str, bytes] = {}
         started = time.perf_counter()
         try:
@@ -218,7 +375,7 @@ class StateStore:
                             if record.value is None:
                                 manifests.pop(task, None)
                             else:
-                                manifests[task] = _manifest_decoder.decode(record.value)
+                                manifests[task] = record.value
                         elif record.value is None:
                             chunks.pop(key, None)
                         else:
@@ -230,19 +387,21 @@ class StateStore:
             await consumer.stop()
         states: dict[str, TaskState] = {}
         for task, manifest in manifests.items():
-            label = f"{manifest.generation}.{manifest.writer}"
-            parts = [chunks.get(f"{task}/{label}/{i}") for i in range(manifest.chunks)]
-            if any(part is None for part in parts):
-                raise SnapshotError(
-                    f"the saved state of {task} (generation {manifest.generation}) lacks chunks; "
-                    "the state topic was altered: delete the group's state topic to start empty"
+            try:
+                state, saved = await off_the_loop(restore, self.key, task, manifest, chunks)
+            except StateRejected as exc:  # never unpickled: the task starts as if unsaved
+                logger.warning(
+                    "%s; not read: the partition is judged from the group's committed offset "
+                    "with empty state (kuzet_state_rejected_total, reason %s)",
+                    exc,
+                    exc.reason,
                 )
-            blob = b"".join(parts)  # type: ignore[arg-type]
-            if hashlib.sha256(blob).hexdigest() != manifest.sha256:
-                raise SnapshotError(f"the saved state of {task} does not match its checksum")
-            states[task] = await off_the_loop(load, blob, task)
-            self.generations[task] = manifest.generation
-            self._current[task] = (label, manifest.chunks)
+                if self.on_reject is not None:
+                    self.on_reject(exc.reason)
+                continue
+            states[task] = state
+            self.generations[task] = saved.generation
+            self._current[task] = (f"{saved.generation}.{saved.writer}", saved.chunks)
         logger.info(
             "read the saved state of %d of %d partitions in %.2f s",
             len(states),

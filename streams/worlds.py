@@ -58,13 +58,15 @@ from detectors.errors import ConfigError, KuzetError
 from detectors.events import KIND_DOMAIN
 from detectors.registry import DetectionConfig
 from simulator import SimConfig
+from streams.folders import private_folder
 from streams.scorecard import PER_EVENT_KINDS
 
 logger = logging.getLogger(__name__)
 
 #: The spec shipped with the repository.
 DEFAULT_SPEC = Path(simulator.__file__).parent / "worlds.toml"
-#: Where worlds are generated unless ``--work`` says otherwise (git ignores ``.kuzet/``).
+#: Where worlds are generated unless ``--work`` says otherwise (git ignores ``.kuzet/``);
+#: created private (0700), refused if another user's (:func:`streams.folders.private_folder`).
 DEFAULT_WORK = Path(".kuzet") / "worlds"
 HELD_OUT, TUNING = "held-out", "tuning"
 ROLES = (HELD_OUT, TUNING)
@@ -326,6 +328,7 @@ def run_worlds(
         raise WorldsError("--scale-factor must be a positive number")
     if not specs:
         raise WorldsError("no worlds selected; see --only and the spec's roles")
+    private_folder(work)  # worlds are reused from it: nobody else may put one there
     code = simulator_digest()
     tasks = []
     for spec in specs:

@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.integration.support import Topics, Worker, free_port, wait_for_http
+from tests.integration.support import STATE_KEY, Topics, Worker, free_port, wait_for_http
 
 BOOTSTRAP = os.environ.get("KUZET_TEST_BOOTSTRAP", "127.0.0.1:9092")
 
@@ -32,6 +32,15 @@ def _broker_up() -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def state_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test session's state key, for every worker a test starts (they inherit the
+    environment): a worker without one refuses to start."""
+    monkeypatch.setenv("KUZET_STATE_KEY", STATE_KEY)
+    monkeypatch.delenv("KUZET_STATE_KEY_FILE", raising=False)
+    return STATE_KEY
 
 
 @pytest.fixture(scope="session")

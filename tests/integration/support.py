@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +20,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.events import STREAMS
+
+#: The key the workers these tests start sign their saved state with (streams/state.py):
+#: drawn once per test session, never the user's own (conftest sets it for each test).
+STATE_KEY = secrets.token_hex(32)
 
 
 @dataclass
