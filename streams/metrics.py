@@ -23,12 +23,13 @@ from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from detectors.engine import DUPLICATE, FAILED, LATE, OK, Engine
+from detectors.engine import CONFLICT, DUPLICATE, FAILED, LATE, OK, Engine
 from detectors.events import KIND_DOMAIN, SEVERITY_RANK, STREAMS
 from streams.processor import INVALID, BatchOutput
+from streams.state import REJECT_REASONS
 
 #: Every outcome of a record; their counters start at zero so a quiet stream shows.
-OUTCOMES = (OK, INVALID, DUPLICATE, LATE, FAILED)
+OUTCOMES = (OK, INVALID, DUPLICATE, CONFLICT, LATE, FAILED)
 
 #: Event-time lag buckets, 1 s to 30 days: live producers sit in the first few,
 #: the contract's normal lateness reaches 24 h, replayed history lands past it.
@@ -90,6 +91,14 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self.clock_jumps = Counter(
+            "kuzet_clock_jumps",
+            "Accepted events that moved their input partition's event time ahead by over "
+            "a quarter of the stream's future_ts skew at once: a quiet partition waking, "
+            "or a producer's clock running fast (within the skew).",
+            ["stream"],
+            registry=registry,
+        )
         self.watermark = Gauge(
             "kuzet_watermark_timestamp_seconds",
             "Event-time watermark per stream (newest event time minus allowed lateness).",
@@ -106,6 +115,15 @@ class Metrics:
         self.tracked_entities = Gauge(
             "kuzet_tracked_entities",
             "Entities a detector keeps state for, by the kind it raises.",
+            ["kind"],
+            registry=registry,
+        )
+        self.state_evictions = Gauge(
+            "kuzet_state_evictions",
+            "Entities a detector dropped at its cap on tracked entities (least recently "
+            "active first), by the kind it raises (payer_ledger: the payments detectors' "
+            "shared memory of who paid whom), summed over the partitions held; it moves "
+            "with a partition, so read it with delta(), not rate().",
             ["kind"],
             registry=registry,
         )
@@ -127,17 +145,28 @@ class Metrics:
             "Wall time of the last partition state saved.",
             registry=registry,
         )
+        self.state_rejected = Counter(
+            "kuzet_state_rejected",
+            "Saved partition states not read (never unpickled), by reason: "
+            + ", ".join(REJECT_REASONS)
+            + ".",
+            ["reason"],
+            registry=registry,
+        )
         self.build = Info("kuzet_build", "Kuzet version.", registry=registry)
         self.build.info({"version": _version()})
         # Known label values start at zero: a stream with no events shows as 0, and
         # the first alert of a kind is an increase Prometheus can see (a series
         # born at 1 has no increase).
         for stream in STREAMS:
+            self.clock_jumps.labels(stream)
             for outcome in OUTCOMES:
                 self.events.labels(stream, outcome)
         for kind in KIND_DOMAIN:
             for severity in SEVERITY_RANK:
                 self.alerts.labels(kind, severity)
+        for reason in REJECT_REASONS:
+            self.state_rejected.labels(reason)
         self._lag_partitions: set[tuple[str, str]] = set()
 
     def record_batch(
@@ -171,10 +200,17 @@ class Metrics:
         self.snapshot_seconds.labels("write").observe(write_seconds)
         self.snapshot_age.set(time.time())
 
+    def record_state_rejected(self, reason: str) -> None:
+        """Count a saved state not read (``reason``: one of streams.state.REJECT_REASONS)."""
+        self.state_rejected.labels(reason).inc()
+
     def record_engine(self, engine: Engine) -> None:
-        """Entities tracked by each detector of ``engine`` (summed per kind)."""
+        """Entities tracked, and evicted at the cap, by each detector of ``engine`` (summed
+        per kind)."""
         for kind, count in engine.entities().items():
             self.tracked_entities.labels(kind).set(count)
+        for kind, count in engine.evictions().items():
+            self.state_evictions.labels(kind).set(count)
 
     def record_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         """Set the lag of each ``(stream, partition)``; drop partitions no longer assigned."""

@@ -11,12 +11,14 @@ import math
 import os
 import re
 import ssl
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detectors.engine import DEFAULT_FUTURE_SKEW
 from detectors.errors import ConfigError
 from detectors.events import STREAMS
 from detectors.registry import DetectionConfig
@@ -80,6 +82,14 @@ class Settings:
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: The bearer token ``/alerts`` and ``/status`` require (``KUZET_WEB_TOKEN``, or the
+    #: file ``KUZET_WEB_TOKEN_FILE`` names); None leaves them open. ``/metrics`` and
+    #: ``/healthz`` never need it: they carry counts, never an entity id.
+    web_token: str | None = field(default=None, repr=False)
+    #: The secret the worker signs and checks its saved state with (HMAC-SHA256:
+    #: streams/state.py), from ``KUZET_STATE_KEY`` or the file ``KUZET_STATE_KEY_FILE``
+    #: names; None: unset, and the worker refuses to start.
+    state_key: bytes | None = field(default=None, repr=False)
     # A batch closes at 1,000 events or 50 ms, whichever first: large enough to
     # amortise per-batch work at 10k events/s, short enough to keep alerts prompt.
     batch_size: int = 1000
@@ -93,6 +103,10 @@ class Settings:
     # time runs this far ahead of the slowest one this worker reads is paused, so the
     # regrouped partitions' merges hold little (seconds of event time).
     max_skew: float = 6 * 3600.0
+    # An event further ahead of this worker's wall clock than this (seconds) is a
+    # clock error upstream, dead-lettered as future_ts: producers' clocks drift by
+    # seconds or minutes, never an hour.
+    clock_skew: float = 3600.0
     log_level: str = "info"
     detection: DetectionConfig = field(default_factory=DetectionConfig)
 
@@ -162,6 +176,11 @@ class Settings:
             timezone=timezone,
             allowed_lateness=_number(env, "KUZET_ALLOWED_LATENESS_HOURS", 24.0) * 3600.0,
             dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000)),
+            future_skew={
+                stream: _number(env, f"KUZET_FUTURE_SKEW_HOURS_{stream.upper()}", skew / 3600)
+                * 3600.0
+                for stream, skew in DEFAULT_FUTURE_SKEW.items()
+            },
             rules=rules,
         )
         return cls(
@@ -177,11 +196,14 @@ class Settings:
             security=security,
             web_host=get("KUZET_WEB_HOST", cls.web_host),
             web_port=int(_number(env, "KUZET_WEB_PORT", cls.web_port)),
+            web_token=_web_token(env),
+            state_key=_state_key(env),
             batch_size=int(_number(env, "KUZET_BATCH_SIZE", cls.batch_size)),
             batch_within=_number(env, "KUZET_BATCH_WITHIN_MS", cls.batch_within * 1000) / 1000,
             producer_linger=_number(env, "KUZET_PRODUCER_LINGER_MS", 5) / 1000,
             snapshot_seconds=max(1.0, _number(env, "KUZET_SNAPSHOT_SECONDS", cls.snapshot_seconds)),
             max_skew=_number(env, "KUZET_MAX_SKEW_HOURS", cls.max_skew / 3600) * 3600,
+            clock_skew=_number(env, "KUZET_CLOCK_SKEW_MINUTES", cls.clock_skew / 60) * 60,
             log_level=get("KUZET_LOG_LEVEL", cls.log_level).lower(),
             detection=detection,
         )
@@ -217,3 +239,90 @@ def _rules(name: str, path: str) -> Rules:
             "copy of detectors/rules.toml, or unset it for the defaults"
         ) from None
     return parse_rules(text, path)
+
+
+def _web_token(env: Mapping[str, str]) -> str | None:
+    """The web token from ``KUZET_WEB_TOKEN`` or the file ``KUZET_WEB_TOKEN_FILE`` names."""
+    token, path = env.get("KUZET_WEB_TOKEN") or None, env.get("KUZET_WEB_TOKEN_FILE") or None
+    if token and path:
+        raise ConfigError("set KUZET_WEB_TOKEN or KUZET_WEB_TOKEN_FILE, not both")
+    name = "KUZET_WEB_TOKEN"
+    if path:
+        name = f"KUZET_WEB_TOKEN_FILE={path!r}"
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+            raise ConfigError(
+                f"{name} cannot be read ({why}); point it at the file holding the token"
+            ) from None
+        if not token:
+            raise ConfigError(f"{name} is empty; write the token into it, or unset it")
+    if token is not None and not re.fullmatch(r"[\x21-\x7e]+", token):
+        # The token travels in an HTTP header: printable ASCII without spaces.
+        raise ConfigError(f"{name}: the token must be printable ASCII without spaces")
+    return token
+
+
+#: Bytes of a state key, at least: HMAC-SHA256's own strength.
+STATE_KEY_BYTES = 32
+#: Distinct byte values a state key must have, at least: 32 random bytes have ~30, and
+#: fewer than 16 in any length is a pattern ("00...", "deadbeef" repeated), not a secret.
+STATE_KEY_DISTINCT = 16
+_STATE_KEY_HOWTO = (
+    f"at least {2 * STATE_KEY_BYTES} hex digits of a random key, e.g. `openssl rand -hex 32`"
+)
+
+
+def _state_key(env: Mapping[str, str]) -> bytes | None:
+    """The state key from ``KUZET_STATE_KEY`` or the file ``KUZET_STATE_KEY_FILE`` names.
+
+    Hex only: its length says how much secret there is, a passphrase's does not.
+    """
+    text, path = env.get("KUZET_STATE_KEY") or None, env.get("KUZET_STATE_KEY_FILE") or None
+    if text and path:
+        raise ConfigError("set KUZET_STATE_KEY or KUZET_STATE_KEY_FILE, not both")
+    name = "KUZET_STATE_KEY"
+    if path:
+        name = f"KUZET_STATE_KEY_FILE={path!r}"
+        text = _secret_file(name, path).decode("ascii", errors="replace")
+    if text is None:
+        return None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name} is not hex: it must hold {_STATE_KEY_HOWTO}") from None
+    if len(key) < STATE_KEY_BYTES:
+        raise ConfigError(f"{name} holds {len(key)} bytes: it must hold {_STATE_KEY_HOWTO}")
+    if len(set(key)) < STATE_KEY_DISTINCT:
+        raise ConfigError(f"{name} is a pattern, not a random key: it must hold {_STATE_KEY_HOWTO}")
+    return key
+
+
+def _secret_file(name: str, path: str) -> bytes:
+    """The bytes of a file holding a secret, refused unless it is its owner's alone.
+
+    The owner must be the user running Kuzet or root; group and others may
+    neither read nor write it (a writer could choose the secret).
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; fstat of what was opened
+    except OSError as exc:
+        raise ConfigError(
+            f"{name} cannot be read ({exc.strerror}); point it at the file holding the secret"
+        ) from None
+    with handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{name} is not a regular file")
+        if info.st_uid not in (os.getuid(), 0):
+            raise ConfigError(
+                f"{name} belongs to another user (uid {info.st_uid}); it must belong to the "
+                "user running Kuzet (or root)"
+            )
+        if info.st_mode & 0o077:
+            raise ConfigError(
+                f"{name} may be read or written by other users (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}); make it its owner's alone: chmod 600 {path}"
+            )
+        return handle.read(64 * 1024)

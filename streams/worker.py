@@ -74,8 +74,9 @@ from streams.regroup import (
     encode_envelopes,
 )
 from streams.settings import Settings
-from streams.state import StateStore, TaskState, dump, off_the_loop
+from streams.state import StateStore, TaskState, dump, off_the_loop, require_state_key
 from streams.topics import INTERNAL_MAX_BYTES, Layout
+from streams.web import guard, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.layout = layout
+        self.state_key = require_state_key(settings)  # no key: no start (streams/state.py)
         self.engine = build_engine(settings.detection)
-        self.processor = Processor(self.engine)
+        self.processor = Processor(self.engine, now=time.time, clock_skew=settings.clock_skew)
         self.metrics = Metrics(registry or CollectorRegistry())
         self.recent = RecentAlerts()
         self.tasks: dict[TopicPartition, Task] = {}
@@ -172,6 +174,8 @@ class Worker:
             settings.state_topic,
             self.layout.state,
             client_kwargs(settings, f"{settings.app_id}-restore"),
+            key=self.state_key,
+            on_reject=self.metrics.record_state_rejected,
         )
         runner = await self._serve_web()
         try:
@@ -260,6 +264,11 @@ class Worker:
             lane = task.regroup.lane if task.regroup else task.stream
             # The lowest watermark of the lane's partitions this worker holds.
             self.metrics.record_batch(task.stream, out, elapsed, self.engine.watermark(lane))
+        jumps = self.processor.jumps
+        if jumps:
+            for stream, count in jumps.items():
+                self.metrics.clock_jumps.labels(stream).inc(count)
+            jumps.clear()
 
     async def _judge_input(self, task: Task, records: list[Any], sends: list[Any]) -> BatchOutput:
         tp, state = task.tp, task.state
@@ -425,6 +434,11 @@ class Worker:
     def _attach(self, task: Task) -> None:
         """Hand a restored task's engine state and merge to the processor."""
         lane, partition, state = self._lane(task), task.tp.partition, task.state
+        if task.regroup is None:  # an input partition: its clock for future_ts
+            if state.clock is not None:
+                self.processor.clocks[task.stream, partition] = state.clock
+            else:
+                self.processor.clocks.pop((task.stream, partition), None)
         if lane is None:
             return
         if state.engine is not None:
@@ -439,6 +453,8 @@ class Worker:
 
     def _detach(self, task: Task) -> None:
         lane, partition = self._lane(task), task.tp.partition
+        if task.regroup is None:
+            self.processor.clocks.pop((task.stream, partition), None)
         if lane is None:
             return
         self.engine.drop_partition(lane, partition)
@@ -452,6 +468,8 @@ class Worker:
                 "restart resumes from the last save"
             )
         lane, partition, state = self._lane(task), task.tp.partition, task.state
+        if task.regroup is None:
+            state.clock = self.processor.clocks.get((task.stream, partition))
         if lane is not None:
             state.engine = self.engine.partition(lane, partition)
             state.merge = self.processor.merges.get((lane, partition))
@@ -647,14 +665,29 @@ class Worker:
             body = self.recent.to_json(self.recent.query(**query))
             return web.Response(body=body, content_type="application/json")
 
+        # /metrics and /healthz stay open (Prometheus, health checks: counts, no ids);
+        # the pages naming entities or partitions need KUZET_WEB_TOKEN when it is set.
+        token = self.settings.web_token
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/healthz", healthz)
-        app.router.add_get("/status", status)
-        app.router.add_get("/alerts", alerts)
+        app.router.add_get("/status", guard(status, token))
+        app.router.add_get("/alerts", guard(alerts, token))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.web_host, self.settings.web_port)
+        host, port = self.settings.web_host, self.settings.web_port
+        site = web.TCPSite(runner, host, port)
         await site.start()
+        if token is not None:
+            logger.info("web server on %s:%d; /alerts and /status require the token", host, port)
+        else:
+            # Open pages are fine on loopback; elsewhere they hand entity ids to anyone.
+            log = logger.info if is_loopback(host) else logger.warning
+            log(
+                "web server on %s:%d; /alerts and /status are open to whoever reaches it "
+                "(set KUZET_WEB_TOKEN to require a token)",
+                host,
+                port,
+            )
         return runner
 
 
