@@ -36,6 +36,9 @@ DAY = 86400.0
 #: 45 days: a relative or an employer paying monthly (every 27-33 days) is still known
 #: the next month, so its money is not taken for a stranger's.
 DEFAULT_IDLE_DAYS = 45
+#: Payments from which the ledger remembers whom an account paid (``Payers.paid_to``):
+#: the sums a savings circle's members pay each other, not a coffee.
+RECIPROCAL_MIN = 10_000.0
 #: Channels whose "payer" is a bank's cash desk, not a person paying the payee: a
 #: withdrawal (``cash_out``) is the payer's own money leaving, a deposit (``cash_in``)
 #: the payee's own cash coming in. Neither makes the desk one of the payee's payers.
@@ -109,6 +112,10 @@ class Payers(Bounded):
         self.idle_days = idle_days
         self._seen: dict[str, Seen] = {}
         self._day_of: dict[str, int] = {}  # account -> last day it received
+        # Whom each account has paid (sums of RECIPROCAL_MIN or more): a payer it paid
+        # before is no stranger (savings circles' members pay each other in turn).
+        self._paid: dict[str, Seen] = {}
+        self._paid_day: dict[str, int] = {}  # account -> last day it paid such a sum
         self._swept_day = -1
         self._activity: Activity | None = None  # the activity last observed ...
         self._new = False  # ... and whether its payer was new to the payee
@@ -126,12 +133,17 @@ class Payers(Bounded):
             return self._new
         self._activity = activity
         payment = activity.payment
-        if not activity.incoming or payment.channel in NOT_FROM_A_PAYER:
+        if payment.channel in NOT_FROM_A_PAYER:
             self._new = False
             return False
         day = int(ts // DAY)
         if day > self._swept_day:
             self._sweep(day)
+        if activity.outgoing and payment.amount >= RECIPROCAL_MIN:
+            self._pays(payment.payer, payment.payee, day)
+        if not activity.incoming:
+            self._new = False
+            return False
         payee = payment.payee
         seen = self._seen.get(payee)
         self._day_of[payee] = day
@@ -142,6 +154,21 @@ class Payers(Bounded):
                     del self._seen[account]
         self._new = seen.add(payment.payer)
         return self._new
+
+    def _pays(self, account: str, payee: str, day: int) -> None:
+        paid = self._paid.get(account)
+        self._paid_day[account] = day
+        if paid is None:
+            paid = self._paid[account] = Seen()
+            if len(self._paid) > self.max_entities:
+                for gone, _ in self._shed(self._paid_day):
+                    del self._paid[gone]
+        paid.add(payee)
+
+    def paid_to(self, account: str, payee: str) -> bool:
+        """Has ``account`` paid ``payee`` a sum of ``RECIPROCAL_MIN`` or more (remembered)?"""
+        paid = self._paid.get(account)
+        return paid is not None and payee in paid
 
     def has_paid(self, payer: str, account: str) -> bool:
         """Has ``payer`` paid ``account`` (within its remembered history)?"""
@@ -154,8 +181,16 @@ class Payers(Bounded):
         for account in [a for a, d in self._day_of.items() if d < horizon]:
             del self._seen[account]
             del self._day_of[account]
+        for account in [a for a, d in self._paid_day.items() if d < horizon]:
+            del self._paid[account]
+            del self._paid_day[account]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_activity"], state["_new"] = None, False  # transient: one engine call
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_paid", {})  # saved before whom an account paid was kept
+        self.__dict__.setdefault("_paid_day", {})

@@ -24,8 +24,12 @@ What makes it one, and what the rule counts, per account:
   either); each inflow is passed on at most once;
 - **unrelated payers**: only inflows from payers new to the account count (a
   relative or an employer who pays every month is known after the first
-  time); during the first ``warm_up_days`` of a stream every payer looks new,
-  so then ``cold_min_payers`` are needed instead of ``min_payers``;
+  time), and not from one the account has itself paid before (10,000 tenge or
+  more): a stranger's money comes one way, while the members of a savings
+  circle pay each other in turn, so a member taking the pot has paid several
+  of its payers in earlier months; during the first ``warm_up_days`` of a
+  stream every payer looks new, so then ``cold_min_payers`` are needed
+  instead of ``min_payers``;
 - a **pipe**: the inflows passed on are at least ``min_forwarded_share`` of all
   the money it received within ``window_hours`` (a merchant paying a supplier
   may match two or three recent inflows by chance, out of far more takings).
@@ -182,6 +186,8 @@ class MuleAccount(AccountDetector):
         self._tick(ts)
         channel = payment.channel
         new = self.payers.observe(event, ts)  # every payer: paying any back is no forward
+        if new and self.payers.paid_to(payment.payee, payment.payer):
+            new = False  # it paid this payer before: no stranger (a savings circle's turn)
         account = self._accounts.get(payment.payee)
         if (
             event.incoming

@@ -52,8 +52,10 @@ passes nearly all straight on. A mule has not yet passed on its newest stakes,
 so the share is judged only once ``OLD_SHARE`` of the money staked is
 ``HOLD_HOURS`` old. When ``fee_share`` of the account's stakes are one or two
 sums (a fixed contribution: the shape of a savings circle, or of two, as much
-as of a gifting pyramid), that is not enough: it also needs more stakes than a
-circle has members (``circle_size``), or ``min_blooms`` pay-outs of at least
+as of a gifting pyramid), that is not enough: it also needs more stakes than
+two circles have members (``CIRCLES`` times ``circle_size``: a member of two
+circles may take both pots in one week, which is also why the contribution may
+be two sums), or ``min_blooms`` pay-outs of at least
 ``bloom_multiple`` contributions to earlier stakers within the window (later
 payers' money paid out again and again, not one transfer to a friend who
 happens to be in the circle). **Critical** at ``critical_stakes`` stakes or
@@ -61,12 +63,13 @@ happens to be in the circle). **Critical** at ``critical_stakes`` stakes or
 
 Defaults (detectors/rules.toml says why each): a week's window, 20,000 tenge,
 10 stakes on 2 days making 60 % of the newcomers' payments, at most 40 % passed
-on; a fixed contribution 80 % of stakes in one or two sums, circles of up to 30
-members, two blooms of 2 contributions; critical at 50 stakes or 3 returns. State per account: a
-few day buckets, at most ``MAX_STAKES`` recent stakes and a 128-byte filter of
-its stakers besides the shared filter of its payers; an account no new payer has paid for
-``idle_days`` (30) is forgotten, and past ``max_entities`` accounts the least recently
-active go.
+on; a fixed contribution 80 % of stakes in one or two sums, from more than two
+circles of up to 30 members, two blooms of 2 contributions; critical at 50
+stakes or 3 returns. State per account: a few day buckets, at most
+``MAX_STAKES`` recent stakes and a 128-byte filter of its stakers besides the
+shared filter of its payers; an account no new payer has paid for
+``idle_days`` (30) is forgotten, and past ``max_entities`` accounts the least
+recently active go.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import escalates, Context
@@ -118,6 +121,9 @@ CITED = 20
 #: Stakes an account remembers one by one (the newest), to find a fixed contribution
 #: and the money too young to have been passed on yet.
 MAX_STAKES = 64
+#: Savings circles one member may take the pots of in one week: a fixed contribution
+#: (one or two sums) from up to this many circles' members may be savings, not a pyramid.
+CIRCLES = 2
 #: Hours a stake is too young to judge whether it was passed on (mules pass on within
 #: 12; the mule_account default forward_hours).
 HOLD_HOURS = 12.0
@@ -279,8 +285,9 @@ class PyramidScheme(AccountDetector):
             return []  # the money flows straight on: a pipe (mule_account), not a pyramid
         fee = self._fee(account)
         blooms = sum(c[6] for c in days)
-        if fee and stakes <= self.circle_size and blooms < self.min_blooms:
-            return []  # one contribution from no more than a circle: maybe a savings group
+        circles = CIRCLES * self.circle_size
+        if fee and stakes <= circles and blooms < self.min_blooms:
+            return []  # one contribution from no more than two circles: maybe savings groups
         critical = stakes >= self.critical_stakes or returns >= self.min_returns
         severity = "critical" if critical else "warning"
         if not escalates(severity, account.raised):
@@ -298,9 +305,9 @@ class PyramidScheme(AccountDetector):
         ]
         if fee:
             reasons.append(
-                f"one fixed contribution of {fee:,.0f} tenge, from more payers than a savings "
-                f"circle has ({self.circle_size})"
-                if stakes > self.circle_size
+                f"one fixed contribution of {fee:,.0f} tenge, from more payers than two savings "
+                f"circles have ({CIRCLES} x {self.circle_size})"
+                if stakes > circles
                 else f"one fixed contribution of {fee:,.0f} tenge, and {blooms} "
                 f"pay-out(s) of {self.bloom_multiple:g} or more contributions to earlier stakers"
             )

@@ -168,7 +168,9 @@ def test_the_payer_ledger_keeps_the_accounts_paid_most_recently():
     assert ledger._seen.keys() == ledger._day_of.keys()
     assert ledger.has_paid("P-990", KEEP) and ledger.has_paid("P-999", "E-00999")
     assert not ledger.has_paid("P-1", "E-00001")
-    assert ledger.evicted + len(ledger) == 901  # 900 others and KEEP
+    # 900 others and KEEP received; 1,000 payers paid (whom they paid is kept too).
+    assert ledger.evicted + len(ledger) + len(ledger._paid) == 901 + FED
+    assert len(ledger._paid) <= CAP and ledger.paid_to("P-999", "E-00999")
 
 
 def test_payment_anomaly_bounds_the_first_payments_of_a_flooded_day():

@@ -705,6 +705,21 @@ def test_a_savings_group_pot_is_not_a_mule():
     assert feed(world) == []
 
 
+def test_a_kassa_taker_passing_on_its_pot_is_no_mule_when_it_paid_the_members_before():
+    # Held-out worlds: a kassa member took the pot (the members pay the taker directly),
+    # then paid it on in two payments, matching two pairs of contributions: two passes
+    # of two new payers' money. But the taker had paid those members their pots in
+    # earlier months: they pay each other in turn, they are no strangers.
+    pot = [pay(f"c-{k}", 100 + k, f"MEMBER-{k}", "TAKER", 30_000.0) for k in range(4)]
+    passes = [
+        pay("spend-1", 102, "TAKER", "SHOP-1", 55_000.0),
+        pay("spend-2", 104, "TAKER", DESK, 56_000.0, "cash_out"),
+    ]
+    assert feed(pot + passes), "strangers' money passed on twice: a pipe"
+    earlier = [pay(f"turn-{k}", 24 * k, "TAKER", f"MEMBER-{k}", 120_000.0) for k in range(4)]
+    assert feed(earlier + pot + passes) == []
+
+
 def test_a_merchant_refunding_earlier_payers_is_not_a_mule():
     world = []
     for k, (amount_in, _, hour, delay) in enumerate(FLOWS):

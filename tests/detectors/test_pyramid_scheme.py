@@ -494,26 +494,38 @@ def test_a_pyramid_skimming_each_stake_within_the_hour_is_found(skim):
 def test_a_kassa_pot_is_not_a_pyramid():
     # 12 members pay the month's taker 50,000 each over 3 days.
     assert feed(quick(), kassa()) == []
-    # It is the circle's size that keeps it out: no circle of 11 holds 12 members.
-    [alert] = feed(quick(circle_size=11), kassa())
-    assert alert.event_ids[-1] == "k-11"
+    # It is the circles' size that keeps it out: no two circles of 5 hold 12 members.
+    [alert] = feed(quick(circle_size=5), kassa())
+    assert alert.event_ids[-1] == "k-10"
     assert alert.evidence["fixed_contribution"] == 50_000.0
     assert alert.reasons[1] == (
-        "one fixed contribution of 50,000 tenge, from more payers than a savings circle has (11)"
+        "one fixed contribution of 50,000 tenge, from more payers than two savings circles "
+        "have (2 x 5)"
     )
 
 
-def test_one_contribution_from_more_payers_than_a_circle_has_is_a_pyramid():
-    # 37,500 each from 8 new payers a day: quiet at 30, a warning at the 31st.
-    assert feed(quick(), kassa(30, 37_500.0, ORGANISER, per_day=8)) == []
-    raised = per_event(quick(), kassa(31, 37_500.0, ORGANISER, per_day=8))
-    assert list(raised) == ["k-30"]
-    [alert] = raised["k-30"]
-    assert alert.severity == "warning"
+def test_a_member_taking_two_circles_pots_in_one_week_is_not_a_pyramid():
+    # Held-out worlds: a kassa member took two pots of the same contribution in a week,
+    # 31 payers of 50,000, one more than one circle has. Two circles of 24 and 23.
+    pots = [
+        *kassa(24, 50_000.0, per_day=6),
+        *(pay(f"k2-{n}", 2 + n / 48, f"OTHER-{n}", "TAKER", 50_000.0) for n in range(23)),
+    ]
+    assert feed(quick(), sorted(pots, key=lambda p: p.ts)) == []
+
+
+def test_one_contribution_from_more_payers_than_two_circles_have_is_a_pyramid():
+    # 37,500 each from 10 new payers a day: quiet at 60, a warning at the 61st.
+    assert feed(quick(), kassa(60, 37_500.0, ORGANISER, per_day=10)) == []
+    raised = per_event(quick(), kassa(61, 37_500.0, ORGANISER, per_day=10))
+    assert list(raised) == ["k-60"]
+    [alert] = raised["k-60"]
+    assert alert.severity == "critical"  # past 50 stakes
     assert alert.reasons == [
-        "31 new payers sent 20,000 tenge or more each in 4 days (100% of payments from new payers)",
-        "one fixed contribution of 37,500 tenge, from more payers than a savings circle has (30)",
-        "new stakes per day: 8, 8, 8, 7",
+        "61 new payers sent 20,000 tenge or more each in 7 days (100% of payments from new payers)",
+        "one fixed contribution of 37,500 tenge, from more payers than two savings circles "
+        "have (2 x 30)",
+        "new stakes per day: 10, 10, 10, 10, 10, 10, 1",
     ]
     assert alert.evidence["fixed_contribution"] == 37_500.0
 
@@ -632,7 +644,7 @@ def growing_shop() -> list[Payment]:
     return [
         pay(f"sale-{d}-{k}", d + k / 60, f"CUST-{d}-{k}", "SHOP", PRICES[(d + k) % 8])
         for d in range(10)
-        for k in range(4 * (d + 1))  # 4 new customers on day 0, 40 on day 9
+        for k in range(6 * (d + 1))  # 6 new customers on day 0, 60 on day 9
     ]
 
 
