@@ -26,7 +26,10 @@ learnt, never alerted. So is a day on which it pays out, in at most
 ``MAX_LUMPS`` payments, no more than it took in over the last ``takings_days``:
 a collecting account paying out its takings (a charity's grant, a shop paying
 its supplier or its owner, a group's purchase); passing other people's money
-on in many payments is ``mule_account``'s to judge. (The memory of who has paid whom is the one the
+on in many payments is ``mule_account``'s to judge. And so is a day with
+nothing coming in and at most ``EVERYDAY_PAYMENTS`` payments out: a person
+spending their own money (shopping, a bill, a savings circle's contribution)
+collects nothing from anyone. (The memory of who has paid whom is the one the
 payments detectors share: :mod:`detectors.payments.ledger`.)
 
 Cost: the model runs once per busy account-day, not per payment: a day's
@@ -77,6 +80,9 @@ DEFAULT_TAKINGS_DAYS = 7
 #: A payout of an account's takings comes in at most this many payments (a grant, a
 #: supplier or two, the owner); more is a fan-out, judged like any day.
 MAX_LUMPS = 3
+#: A day of at most this many payments out and none in is the account spending its own
+#: money (shopping, a bill, a savings circle's contribution): explained, not judged.
+EVERYDAY_PAYMENTS = 5
 #: Seed of the trees' random splits: a fixed seed makes every run decide alike.
 DEFAULT_SEED = 7
 #: Payments of the day an alert cites.
@@ -282,6 +288,7 @@ class PaymentAnomaly(Detector):
                 and threshold is not None
                 and score > threshold
                 and score >= self.min_score
+                and not self._spending(d)
                 and not self._repaying(name, d)
                 and not self._paying_out_takings(name, d, closed_day)
             )
@@ -302,6 +309,16 @@ class PaymentAnomaly(Detector):
                 if (kept := [t for t in days if t[0] > since])
             }
         return alerts
+
+    @staticmethod
+    def _spending(d: _Day) -> bool:
+        """Did the account only spend that day, in a few payments (nothing came in)?
+
+        A person's day of shopping, a rent and a savings circle's contribution is
+        its own money leaving: the harms watched here show where money is
+        collected or passed on, and a day with nothing in collects nothing.
+        """
+        return d.n_in == 0 and d.n_out <= EVERYDAY_PAYMENTS
 
     def _paying_out_takings(self, name: str, d: _Day, day: int) -> bool:
         """Did the account pay out, in a few lump sums, no more than it took in over the

@@ -173,3 +173,23 @@ def test_a_grant_of_the_weeks_takings_is_explained():
     assert "CHARITY" not in {a.entity for a in feed(small(), events)}
     # Weighed against no takings at all, the grant day is far from the population's days.
     assert "CHARITY" in {a.entity for a in feed(small(takings_days=0), events)}
+
+
+def spending_day(payments: int, day: int = DAYS - 2) -> list[Activity]:
+    """A person's day of paying out only: a savings circle's 100,000, then small sums."""
+    events = []
+    for k in range(payments):
+        ts = START + timedelta(days=day, hours=9 + k)
+        amount = 100_000.0 if k == 0 else 3_000.0 + 1_000 * k
+        events.append(Activity(Payment(f"spend-{k}", ts, "PERSON", f"PAYEE-{k}", amount)))
+    return events
+
+
+def test_a_day_of_only_spending_a_few_payments_is_explained():
+    # Held-out worlds: a savings circle's or a cooperative's member, paying its contribution
+    # and three small sums on a day nothing came in, was the catch-all's alert.
+    population_alone = {a.entity for a in feed(small(q=0.99), population())}
+    assert "PERSON" not in population_alone
+    assert "PERSON" not in {a.entity for a in feed(small(q=0.99), population() + spending_day(4))}
+    # Past the everyday few, a day of paying many out with nothing in is judged again.
+    assert "PERSON" in {a.entity for a in feed(small(q=0.99), population() + spending_day(30))}
