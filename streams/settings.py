@@ -241,14 +241,19 @@ def _rules(name: str, path: str) -> Rules:
     return parse_rules(text, path)
 
 
+def _value_or_file(env: Mapping[str, str], var: str) -> tuple[str, str | None, str | None]:
+    """A secret given as ``var`` or as a file named by ``var_FILE`` (not both): the name to
+    cite in errors, the value, and the file's path."""
+    value, path = env.get(var) or None, env.get(f"{var}_FILE") or None
+    if value and path:
+        raise ConfigError(f"set {var} or {var}_FILE, not both")
+    return (f"{var}_FILE={path!r}" if path else var), value, path
+
+
 def _web_token(env: Mapping[str, str]) -> str | None:
     """The web token from ``KUZET_WEB_TOKEN`` or the file ``KUZET_WEB_TOKEN_FILE`` names."""
-    token, path = env.get("KUZET_WEB_TOKEN") or None, env.get("KUZET_WEB_TOKEN_FILE") or None
-    if token and path:
-        raise ConfigError("set KUZET_WEB_TOKEN or KUZET_WEB_TOKEN_FILE, not both")
-    name = "KUZET_WEB_TOKEN"
+    name, token, path = _value_or_file(env, "KUZET_WEB_TOKEN")
     if path:
-        name = f"KUZET_WEB_TOKEN_FILE={path!r}"
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
@@ -279,12 +284,8 @@ def _state_key(env: Mapping[str, str]) -> bytes | None:
 
     Hex only: its length says how much secret there is, a passphrase's does not.
     """
-    text, path = env.get("KUZET_STATE_KEY") or None, env.get("KUZET_STATE_KEY_FILE") or None
-    if text and path:
-        raise ConfigError("set KUZET_STATE_KEY or KUZET_STATE_KEY_FILE, not both")
-    name = "KUZET_STATE_KEY"
+    name, text, path = _value_or_file(env, "KUZET_STATE_KEY")
     if path:
-        name = f"KUZET_STATE_KEY_FILE={path!r}"
         text = _secret_file(name, path).decode("ascii", errors="replace")
     if text is None:
         return None
