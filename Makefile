@@ -81,4 +81,4 @@ bench: setup
 
 clean:
 	$(KAFKA) reset || true
-	rm -rf $(VENV) $(TOOLS) .kuzet .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(TOOLS) .kuzet .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -219,6 +219,16 @@ async def test_reprocessing_counts_each_payment_once(
 
 
 @pytest.mark.partitions(1)
+async def listed(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Wait until the broker's metadata lists ``names``: create_topics returns once the
+    controller has them, and a new client asking the broker a moment later may not see
+    them yet (this test failed so, now and then, on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while not set(names) <= set(await admin.list_topics()):
+        assert time.monotonic() < deadline, f"topics {names} not listed in {timeout:g} s"
+        await asyncio.sleep(0.1)
+
+
 async def test_internal_topics_get_their_inputs_partitions_or_are_refused(
     bootstrap, topics: Topics
 ):
@@ -239,6 +249,7 @@ async def test_internal_topics_get_their_inputs_partitions_or_are_refused(
         assert not [t for t in await admin.list_topics() if t.startswith(prefix)]
 
         await admin.create_topics([NewTopic(prefix + stream, n, 1) for stream, n in widths.items()])
+        await listed(admin, [prefix + stream for stream in widths])
         layout = await ensure_topics(settings)
         assert (layout.inputs, layout.state) == (widths, 3)
         made = {name: await partitions(admin, name) for name in wanted(settings)}
@@ -263,6 +274,7 @@ async def test_internal_topics_get_their_inputs_partitions_or_are_refused(
 
         # Another group whose by-authority topic exists with another partition count.
         await admin.create_topics([NewTopic(prefix + "odd", 1, 1)])
+        await listed(admin, [prefix + "odd"])
         odd = Settings.from_env({**env, "KUZET_TOPIC_INSPECTIONS_BY_AUTHORITY": "odd"})
         with pytest.raises(ConfigError, match=rf"topic {prefix}odd has 1 partitions, not 2"):
             await ensure_topics(odd)
