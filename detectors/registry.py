@@ -37,6 +37,9 @@ class DetectionConfig:
     timezone: str = DEFAULT_TIMEZONE
     allowed_lateness: float = DEFAULT_ALLOWED_LATENESS
     dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS
+    #: One cap on the entities every detector (and the payer ledger) tracks per partition;
+    #: None: each its own default (:data:`detectors.base.DEFAULT_MAX_ENTITIES`).
+    max_entities: int | None = None
     #: Per stream, how far ahead of its input partition's time an event is ``future_ts``.
     future_skew: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FUTURE_SKEW))
     #: Every kind's parameters, which kinds run, the moratorium (``detectors/rules.toml``).
@@ -70,6 +73,9 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
     detectors = [
         make(rules.kind(name).params) for name, make in makers.items() if rules.kind(name).enabled
     ]
+    if config.max_entities is not None:
+        for bounded in (*detectors, payers):
+            bounded.max_entities = config.max_entities
     return Engine(
         detectors,
         allowed_lateness=config.allowed_lateness,

@@ -176,6 +176,7 @@ class Settings:
             timezone=timezone,
             allowed_lateness=_number(env, "KUZET_ALLOWED_LATENESS_HOURS", 24.0) * 3600.0,
             dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000)),
+            max_entities=_max_entities(env),
             future_skew={
                 stream: _number(env, f"KUZET_FUTURE_SKEW_HOURS_{stream.upper()}", skew / 3600)
                 * 3600.0
@@ -212,6 +213,19 @@ class Settings:
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _max_entities(env: Mapping[str, str]) -> int | None:
+    """``KUZET_MAX_ENTITIES``: one cap for every detector's tracked entities, or None."""
+    if not env.get("KUZET_MAX_ENTITIES"):
+        return None
+    value = _number(env, "KUZET_MAX_ENTITIES", 0)
+    if value != int(value) or value < 1_000:
+        raise ConfigError(
+            f"KUZET_MAX_ENTITIES={env['KUZET_MAX_ENTITIES']!r} must be a whole number of "
+            "1000 or more (entities per detector and partition)"
+        )
+    return int(value)
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

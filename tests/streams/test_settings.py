@@ -372,3 +372,20 @@ def test_an_unreachable_broker_names_what_to_check_for_the_listener_in_use():
     assert plain.startswith("x: cannot reach Kafka at 127.0.0.1:9092")
     assert "SASL" not in plain and "SSL_CAFILE" not in plain
     assert "username and password" in both and "KUZET_KAFKA_SSL_CAFILE" in both
+
+
+def test_one_cap_on_tracked_entities_reaches_every_detector_and_the_ledger():
+    from detectors.registry import build_engine
+
+    base: dict[str, str] = {}
+    assert Settings.from_env(base).detection.max_entities is None
+    settings = Settings.from_env({**base, "KUZET_MAX_ENTITIES": "20000"})
+    engine = build_engine(settings.detection)
+    capped = {d.kind: d.max_entities for d in engine.detectors}
+    assert set(capped.values()) == {20_000} and len(capped) == 9
+    assert {
+        getattr(d, "payers", None).max_entities for d in engine.detectors if hasattr(d, "payers")
+    } == {20_000}
+    for bad in ("999", "1e3.5", "2500.5", "-5", "many"):
+        with pytest.raises(ConfigError, match="KUZET_MAX_ENTITIES"):
+            Settings.from_env({**base, "KUZET_MAX_ENTITIES": bad})
