@@ -140,30 +140,26 @@ class Payers(Bounded):
         if day > self._swept_day:
             self._sweep(day)
         if activity.outgoing and payment.amount >= RECIPROCAL_MIN:
-            self._pays(payment.payer, payment.payee, day)
+            self._note(self._paid, self._paid_day, payment.payer, payment.payee, day)
         if not activity.incoming:
             self._new = False
             return False
-        payee = payment.payee
-        seen = self._seen.get(payee)
-        self._day_of[payee] = day
-        if seen is None:
-            seen = self._seen[payee] = Seen()
-            if len(self._seen) > self.max_entities:  # the least recently paid go
-                for account, _ in self._shed(self._day_of):
-                    del self._seen[account]
-        self._new = seen.add(payment.payer)
+        self._new = self._note(self._seen, self._day_of, payment.payee, payment.payer, day)
         return self._new
 
-    def _pays(self, account: str, payee: str, day: int) -> None:
-        paid = self._paid.get(account)
-        self._paid_day[account] = day
-        if paid is None:
-            paid = self._paid[account] = Seen()
-            if len(self._paid) > self.max_entities:
-                for gone, _ in self._shed(self._paid_day):
-                    del self._paid[gone]
-        paid.add(payee)
+    def _note(
+        self, filters: dict[str, Seen], days: dict[str, int], account: str, name: str, day: int
+    ) -> bool:
+        """Add ``name`` to ``account``'s filter in ``filters`` (its last day in ``days``);
+        True if it was not there. Past the cap the least recently active accounts go."""
+        seen = filters.get(account)
+        days[account] = day
+        if seen is None:
+            seen = filters[account] = Seen()
+            if len(filters) > self.max_entities:
+                for gone, _ in self._shed(days):
+                    del filters[gone]
+        return seen.add(name)
 
     def paid_to(self, account: str, payee: str) -> bool:
         """Has ``account`` paid ``payee`` a sum of ``RECIPROCAL_MIN`` or more (remembered)?"""
@@ -178,19 +174,12 @@ class Payers(Bounded):
     def _sweep(self, day: int) -> None:
         self._swept_day = day
         horizon = day - self.idle_days
-        for account in [a for a, d in self._day_of.items() if d < horizon]:
-            del self._seen[account]
-            del self._day_of[account]
-        for account in [a for a, d in self._paid_day.items() if d < horizon]:
-            del self._paid[account]
-            del self._paid_day[account]
+        for filters, days in ((self._seen, self._day_of), (self._paid, self._paid_day)):
+            for account in [a for a, d in days.items() if d < horizon]:
+                del filters[account]
+                del days[account]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_activity"], state["_new"] = None, False  # transient: one engine call
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__dict__.setdefault("_paid", {})  # saved before whom an account paid was kept
-        self.__dict__.setdefault("_paid_day", {})

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from detectors.errors import KuzetError
+from detectors.events import KEY_FIELDS
 from detectors.registry import DetectionConfig
 from detectors.rules import parse_rules
 from simulator import simulate
@@ -39,14 +40,10 @@ def inspection(event_id: str, ts: str, size: str = "micro", basis: str = "routin
     }
 
 
-#: The field each stream is keyed by (the contract): a record's key names its entity.
-KEYED_BY = {"payments": "payer", "payroll": "employer", "inspections": "business"}
-
-
 def record(topic: str, value: object, key: str | None = None) -> bytes:
     """One file line; its key is the event's entity unless given."""
     if key is None and isinstance(value, dict):
-        key = value.get(KEYED_BY.get(topic, ""), "k")
+        key = value.get(KEY_FIELDS.get(topic, ""), "k")
     return json.dumps({"topic": topic, "key": key, "value": value}).encode()
 
 
