@@ -20,7 +20,15 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from detectors.events import KIND_DOMAIN, MAX_ALERT_EVENT_IDS, SEVERITY_RANK, Alert
+import msgspec
+
+from detectors.events import (
+    ALERT_SCHEMA_VERSION,
+    KIND_DOMAIN,
+    MAX_ALERT_EVENT_IDS,
+    SEVERITY_RANK,
+    Alert,
+)
 
 
 class Context:
@@ -170,14 +178,23 @@ class Detector(Bounded, ABC):
 # --- alerts ------------------------------------------------------------------------
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
 def alert_id(kind: str, entity: str, finding: str, severity: str) -> str:
     """Deterministic id of an alert: the same finding at the same severity, the same id.
 
-    An escalation of a finding (a higher severity) is a new alert with a new id;
-    a redelivered or replayed event reproduces the old one.
+    An escalation of a finding (a higher severity) is a new alert with a new id, and so
+    is its resolution (``severity`` is then ``"resolved"``); a redelivered or replayed
+    event reproduces the old one.
     """
-    material = "\x1f".join((kind, entity, finding, severity)).encode()
-    return hashlib.blake2b(material, digest_size=16).hexdigest()
+    return _digest(kind, entity, finding, severity)
+
+
+def finding_id(kind: str, entity: str, finding: str) -> str:
+    """Deterministic id of a finding: the same for its first alert, escalations and end."""
+    return _digest(kind, entity, finding)
 
 
 def make_alert(
@@ -191,8 +208,13 @@ def make_alert(
     reasons: list[str],
     evidence: dict[str, Any],
     event_ids: Sequence[str],
+    previous: str | None = None,
 ) -> Alert:
-    """Build an alert with its deterministic id; ``finding`` names the finding within the entity."""
+    """Build an alert with its deterministic ids; ``finding`` names the finding within the entity.
+
+    ``previous`` is the severity of the finding's last alert, None for its first: the
+    alert is then ``open``; otherwise it is ``escalated`` and supersedes that alert.
+    """
     domain, entity_type = KIND_DOMAIN[kind]
     return Alert(
         alert_id=alert_id(kind, entity, finding, severity),
@@ -206,6 +228,44 @@ def make_alert(
         reasons=reasons,
         evidence=evidence,
         event_ids=list(event_ids[-MAX_ALERT_EVENT_IDS:]),
+        finding_id=finding_id(kind, entity, finding),
+        supersedes=None if previous is None else alert_id(kind, entity, finding, previous),
+        status="open" if previous is None else "escalated",
+        schema_version=ALERT_SCHEMA_VERSION,
+    )
+
+
+def resolve_alert(
+    *,
+    kind: str,
+    entity: str,
+    finding: str,
+    ts: datetime,
+    severity: str,
+    reasons: list[str],
+    evidence: dict[str, Any],
+    event_ids: Sequence[str] = (),
+) -> Alert:
+    """The alert that ends a finding: its pattern is gone (debt paid, a window passed).
+
+    ``severity`` is the finding's last; the alert supersedes the alert raised at it,
+    keeps that severity (what the finding was), scores 0 and is ``resolved``.
+    ``evidence`` says why it ended, under ``resolution``.
+    """
+    alert = make_alert(
+        kind=kind,
+        entity=entity,
+        finding=finding,
+        ts=ts,
+        severity=severity,
+        score=0.0,
+        reasons=reasons,
+        evidence=evidence,
+        event_ids=event_ids,
+        previous=severity,
+    )
+    return msgspec.structs.replace(
+        alert, alert_id=alert_id(kind, entity, finding, "resolved"), status="resolved"
     )
 
 
@@ -220,3 +280,12 @@ def escalates(severity: str, raised: str | None) -> bool:
     (False, False)
     """
     return raised is None or SEVERITY_RANK[severity] > SEVERITY_RANK[raised]
+
+
+def previous_of(raised: str | None) -> str | None:
+    """A detector's record of the severity raised, as ``make_alert``'s ``previous``.
+
+    Detectors start a finding's record at ``"info"`` (below any alert they raise) or
+    None: both mean no alert yet.
+    """
+    return None if raised is None or raised == "info" else raised

@@ -39,6 +39,11 @@ BusinessSize = Literal["micro", "small", "medium", "large"]
 InspectionKind = Literal["scheduled", "unscheduled", "preventive"]
 
 Severity = Literal["info", "warning", "critical"]
+#: Where a finding stands (:class:`Alert`): its first alert, a graver one, its end.
+FindingStatus = Literal["open", "escalated", "resolved"]
+#: The alert schema's version (``streams/schemas/alert.schema.json``), in every alert
+#: and in a Kafka header of every alert record. 2 added the finding's life.
+ALERT_SCHEMA_VERSION = 2
 Domain = Literal["payments", "payroll", "inspections"]
 EntityType = Literal["account", "employer", "business", "inspector"]
 AlertKind = Literal[
@@ -218,6 +223,13 @@ class Alert(Struct, frozen=True, gc=False):
     ``alert_id`` is derived from the finding itself (see
     :func:`detectors.base.alert_id`), so replaying the same stream yields the
     same ids and consumers can de-duplicate on them.
+
+    A finding has a life: its first alert is ``open``, a later one at a higher
+    severity is ``escalated``, and one saying the pattern has ended is
+    ``resolved``; every alert of one finding carries the same ``finding_id``,
+    and each after the first names in ``supersedes`` the alert it follows. The
+    four fields came with schema version 2; an alert written before them (a
+    version 1 file) reads with their defaults.
     """
 
     alert_id: str
@@ -231,3 +243,7 @@ class Alert(Struct, frozen=True, gc=False):
     reasons: Annotated[list[str], Meta(min_length=1)]
     evidence: dict[str, Any]
     event_ids: Annotated[list[EventId], Meta(max_length=MAX_ALERT_EVENT_IDS)]
+    finding_id: str = ""
+    supersedes: str | None = None
+    status: FindingStatus = "open"
+    schema_version: int = 1

@@ -91,7 +91,10 @@ daily counts. So is the number of inspectors: one idle for longer than all of
 that (``window_days + BEFORE_DAYS``, and ``repeat_days`` if longer) is
 forgotten with its finding (swept once a day of event time; an authority
 goes with its last inspector), and past ``max_entities`` inspectors the least
-recently active go.
+recently active go. Forgetting an alerted inspector ends its finding with a
+``resolved`` alert: a whole window and more without an inspection. (A finding
+is not ended while the inspector keeps working: a flagged inspector is no
+peer, and figures that dip under the bar for a day are no end of a habit.)
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import Context
@@ -115,11 +118,12 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from river import stats
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import Context, Detector, escalates, make_alert, previous_of, resolve_alert
 from detectors.events import BY_AUTHORITY, Alert, Inspection
 from detectors.inspections.moratorium_violation import (
     DEFAULT_TIMEZONE,
@@ -379,9 +383,12 @@ class InspectorAnomaly(Detector):
         if self._first_ts is None:
             self._first_ts = ts
         day = int(ts // DAY)
+        ended: list[Alert] = []
         if day > self._swept_day:  # once a day of event time
             self._swept_day = day
-            self._drop(self._forget_idle(self._inspectors, ts - self._idle_days() * DAY, _LAST_TS))
+            idle = self._forget_idle(self._inspectors, ts - self._idle_days() * DAY, _LAST_TS)
+            ended = [self._resolved(name, who) for name, who in idle if name in self._raised]
+            self._drop(idle)
         who = self._inspectors.get(event.inspector)
         if who is None:
             if len(self._inspectors) >= self.max_entities:  # make room: the least recent go
@@ -400,7 +407,23 @@ class InspectorAnomaly(Detector):
         self._record(who, event, ts)
         peers.refresh(day, self._inspectors, ts - self.window_days * DAY, self._raised)
         warm = ts - self._first_ts >= self.warm_up_days * DAY
-        return self._judge(event, who, peers, warm)
+        alerts = self._judge(event, who, peers, warm)
+        return [*ended, *alerts] if ended else alerts
+
+    def _resolved(self, name: str, who: _Inspector) -> Alert:
+        """The alert that ends a forgotten inspector's finding."""
+        finding, severity = self._raised[name]
+        idle = self._idle_days()
+        last = datetime.fromtimestamp(who.last_ts, UTC).date().isoformat()
+        return resolve_alert(
+            kind=self.kind,
+            entity=name,
+            finding=finding,
+            ts=datetime.fromtimestamp(who.last_ts + idle * DAY, UTC),
+            severity=severity,
+            reasons=[f"no inspection since {last}: {idle:g} days without one"],
+            evidence={"resolution": "quiet", "quiet_days": idle, "last_active": last},
+        )
 
     def _idle_days(self) -> float:
         """Silence after which nothing of an inspector is judged any more: its window is
@@ -515,8 +538,12 @@ class InspectorAnomaly(Detector):
             return []
         self._raised[event.inspector] = (finding, severity)
         peers = peers or authority.yardstick(event.inspector)  # for the evidence
-        alert = self._alert(event, who, peers, figures, standing, notes, severity, finding, top)
-        return [alert]
+        previous = previous_of(raised)
+        return [
+            self._alert(
+                event, who, peers, figures, standing, notes, severity, finding, top, previous
+            )
+        ]
 
     def _alert(
         self,
@@ -529,6 +556,7 @@ class InspectorAnomaly(Detector):
         severity: str,
         finding: str,
         top: float,
+        previous: str | None,
     ) -> Alert:
         days = self.window_days
         reasons = []
@@ -567,6 +595,7 @@ class InspectorAnomaly(Detector):
                 "standing_out": list(standing),
             },
             event_ids=[event.event_id],
+            previous=previous,
         )
 
 

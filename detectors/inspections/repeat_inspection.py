@@ -50,7 +50,9 @@ The alert is raised once the window weighs ``alert_at``, and raised again, as
 critical, at ``critical_at``. Grounds lower the severity: a pattern with fewer
 than ``alert_at`` everyday visits stays a warning, so three authorities in
 three weeks on a prosecutor's order and two everyday grounds is a warning,
-while five everyday visits is critical.
+while five everyday visits is critical. The finding ends, with a ``resolved``
+alert, once its window weighs less than ``alert_at`` again: on the visit that
+finds it so, or when the window passes with no visit at all.
 
 Defaults, and why: three matters within 60 days is beyond any lawful plan
 (one routine visit a year, one ground per unscheduled visit); an inspection
@@ -84,7 +86,7 @@ import bisect
 from collections import deque
 from datetime import UTC, datetime
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import Context, Detector, escalates, make_alert, previous_of, resolve_alert
 from detectors.events import Alert, Inspection
 from detectors.inspections.moratorium_violation import DEFAULT_EXEMPT_BASES
 
@@ -168,8 +170,9 @@ class RepeatInspection(Detector):
     def update(self, event: Inspection, ctx: Context) -> list[Alert]:
         ts = ctx.ts
         window = self.window_days * DAY
+        ended: list[Alert] = []
         if ts - self._swept_at >= DAY:
-            self._sweep(ts - window)
+            ended = self._sweep(ts - window)
         business = event.business
         visits = self._visits.get(business)
         if visits is None:
@@ -187,29 +190,60 @@ class RepeatInspection(Detector):
             visits.popleft()
         if not visits:  # an event older than the window of visits already seen
             del self._visits[business]
-            return []
+            return ended
         heaviest = max(1.0, self.follow_up_weight, self.exempt_weight)
         kinds = self.classify(visits) if len(visits) * heaviest >= self.alert_at else None
         total = sum(self.weight(k) for k in kinds) if kinds else 0.0
         if kinds is None or total < self.alert_at:
-            # Below the threshold the finding has lapsed: a later burst is a new episode.
-            self._raised.pop(business, None)
-            return []
+            # Below the threshold the finding has ended: a later burst is a new episode.
+            lapsed = self._raised.pop(business, None)
+            if lapsed is not None:
+                total = sum(self.weight(k) for k in kinds or self.classify(visits))
+                ended.append(self._resolved(business, lapsed, ts, len(visits), total))
+            return ended
         everyday = kinds.count(EVERYDAY)
         critical = total >= self.critical_at and everyday >= self.alert_at
         severity = "critical" if critical else "warning"
         finding, raised = self._raised.get(business, (visits[0][1], "info"))
         if not escalates(severity, raised):
-            return []
+            return ended
         self._raised[business] = (finding, severity)
-        return [self._alert(event, visits, kinds, total, severity, finding)]
+        previous = previous_of(raised)
+        ended.append(self._alert(event, visits, kinds, total, severity, finding, previous))
+        return ended
 
-    def _sweep(self, horizon: float) -> None:
-        """Forget businesses with no visit since ``horizon`` (bounded state)."""
+    def _sweep(self, horizon: float) -> list[Alert]:
+        """Forget businesses with no visit since ``horizon`` (bounded state); end their findings."""
+        ended = []
         for business in [b for b, v in self._visits.items() if v[-1][0] < horizon]:
-            del self._visits[business]
-            self._raised.pop(business, None)
+            last = self._visits.pop(business)[-1][0]
+            raised = self._raised.pop(business, None)
+            if raised is not None:
+                ended.append(self._resolved(business, raised, last + self.window_days * DAY, 0, 0))
         self._swept_at = horizon + self.window_days * DAY
+        return ended
+
+    def _resolved(
+        self, business: str, raised: tuple[str, str], ts: float, visits: int, total: float
+    ) -> Alert:
+        finding, severity = raised
+        return resolve_alert(
+            kind=self.kind,
+            entity=business,
+            finding=finding,
+            ts=datetime.fromtimestamp(ts, UTC),
+            severity=severity,
+            reasons=[
+                f"{visits} inspections in the last {self.window_days:g} days, weighing {total:g}, "
+                f"under the threshold of {self.alert_at:g}: the visits have stopped"
+            ],
+            evidence={
+                "resolution": "window_passed",
+                "window_days": self.window_days,
+                "visits": visits,
+                "weighted_visits": total,
+            },
+        )
 
     def _alert(
         self,
@@ -219,6 +253,7 @@ class RepeatInspection(Detector):
         total: float,
         severity: str,
         finding: str,
+        previous: str | None,
     ) -> Alert:
         days = (visits[-1][0] - visits[0][0]) / DAY
         everyday = kinds.count(EVERYDAY)
@@ -263,6 +298,7 @@ class RepeatInspection(Detector):
                 "bases": [v[3] for v in visits],
             },
             event_ids=[v[1] for v in visits],
+            previous=previous,
         )
 
 

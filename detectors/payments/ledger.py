@@ -11,7 +11,9 @@ per payment.
 
 :class:`AccountDetector` is the bookkeeping ``pyramid_scheme`` and
 ``mule_account`` share: state per account, forgotten when idle, and when the
-detector's event time began (for their warm-ups).
+detector's event time began (for their warm-ups). An account alerted on and
+then idle for ``idle_days`` ends its finding: the forgetting raises its
+``resolved`` alert (the pattern is gone: no payment in the window).
 
 Each detector calls :meth:`Payers.observe` with the activity it is given; the
 first call for an activity records it and the others get the same answer, so
@@ -25,11 +27,13 @@ event time), and past ``max_entities`` accounts the least recently paid go
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from detectors.base import Bounded, Detector
-from detectors.events import Activity
+from detectors.base import Bounded, Context, Detector, resolve_alert
+from detectors.events import Activity, Alert
 from detectors.payments.sketch import Seen
 
 DAY = 86400.0
@@ -51,10 +55,12 @@ class AccountDetector(Detector):
     """A payments detector's state per account, bounded, and its event time's start.
 
     Subclasses keep one state object per account in ``_accounts``, each with a
-    ``last_ts``, and call :meth:`_tick` first thing in ``update``: once a day of
-    event time it forgets the accounts idle for ``idle_days``. Where they add an
-    account they call :meth:`_bound`: past ``max_entities`` accounts the least
-    recently active go.
+    ``last_ts``, a ``finding`` ("" until alerted) and the severity ``raised``;
+    they judge in :meth:`judge` and call :meth:`_tick` first thing there: once a
+    day of event time it forgets the accounts idle for ``idle_days``, and ends
+    the finding of each that was alerted on (its ``resolved`` alert goes out with
+    the event's). Where they add an account they call :meth:`_bound`: past
+    ``max_entities`` accounts the least recently active go.
     """
 
     #: An account with no payment for this long is forgotten.
@@ -69,6 +75,15 @@ class AccountDetector(Detector):
     def n_entities(self) -> int:
         return len(self._accounts)
 
+    @abstractmethod
+    def judge(self, event: Activity, ctx: Context) -> list[Alert]:
+        """Take one event (after :meth:`_tick`); return the alerts it raises."""
+
+    def update(self, event: Activity, ctx: Context) -> list[Alert]:
+        self._ended: list[Alert] = []
+        alerts = self.judge(event, ctx)
+        return [*self._ended, *alerts] if self._ended else alerts
+
     def _tick(self, ts: float) -> int:
         """Take an event's time (epoch seconds); return its day, sweeping once a day."""
         day = int(ts // DAY)
@@ -78,8 +93,26 @@ class AccountDetector(Detector):
             self._swept_day = day
             before = ts - self.idle_days * DAY
             for name in [n for n, a in self._accounts.items() if a.last_ts < before]:
-                del self._accounts[name]
+                account = self._accounts.pop(name)
+                if account.finding and account.raised != "info":
+                    self._ended.append(self._quiet(name, account))
         return day
+
+    def _quiet(self, name: str, account: Any) -> Alert:
+        """The alert that ends an alerted account's finding: idle for ``idle_days``."""
+        ended = account.last_ts + self.idle_days * DAY
+        last = datetime.fromtimestamp(account.last_ts, UTC).date().isoformat()
+        return resolve_alert(
+            kind=self.kind,
+            entity=name,
+            finding=account.finding,
+            ts=datetime.fromtimestamp(ended, UTC),
+            severity=account.raised,
+            reasons=[
+                f"no payment watched since {last}: {self.idle_days:g} days without the pattern"
+            ],
+            evidence={"resolution": "quiet", "quiet_days": self.idle_days, "last_active": last},
+        )
 
     def _bound(self) -> None:
         """After an account was added: past the cap, drop the least recently active."""

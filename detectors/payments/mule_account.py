@@ -105,7 +105,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from detectors.base import Context, escalates, make_alert
+from detectors.base import Context, escalates, make_alert, previous_of
 from detectors.events import Activity, Alert
 from detectors.payments.ledger import AccountDetector, Payers
 
@@ -181,7 +181,7 @@ class MuleAccount(AccountDetector):
         super().__init__()
         self._accounts: dict[str, _Account] = {}
 
-    def update(self, event: Activity, ctx: Context) -> list[Alert]:
+    def judge(self, event: Activity, ctx: Context) -> list[Alert]:
         payment, ts = event.payment, ctx.ts
         self._tick(ts)
         channel = payment.channel
@@ -259,8 +259,9 @@ class MuleAccount(AccountDetector):
             return []
         if not account.finding:
             account.finding = forwards[0][5]
+        previous = previous_of(account.raised)
         account.raised = severity
-        return [self._alert(name, account, event, severity, count)]
+        return [self._alert(name, account, event, severity, count, previous)]
 
     def _match(
         self, pending: list[tuple[float, float, str, str, bool]], amount: float, ts: float
@@ -283,7 +284,13 @@ class MuleAccount(AccountDetector):
         return []
 
     def _alert(
-        self, name: str, account: _Account, event: Activity, severity: str, count: int
+        self,
+        name: str,
+        account: _Account,
+        event: Activity,
+        severity: str,
+        count: int,
+        previous: str | None,
     ) -> Alert:
         forwards = list(account.forwards)
         received = sum(f[2] for f in forwards)
@@ -321,4 +328,5 @@ class MuleAccount(AccountDetector):
                 "window_hours": self.window_hours,
             },
             event_ids=list(dict.fromkeys(i for f in forwards for i in (f[5], f[6]))),
+            previous=previous,
         )

@@ -97,7 +97,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors.base import Context, escalates, make_alert
+from detectors.base import Context, escalates, make_alert, previous_of
 from detectors.events import Activity, Alert
 from detectors.payments.ledger import AccountDetector, Payers
 from detectors.payments.sketch import Seen
@@ -188,7 +188,7 @@ class PyramidScheme(AccountDetector):
         super().__init__()
         self._accounts: dict[str, _Account] = {}
 
-    def update(self, event: Activity, ctx: Context) -> list[Alert]:
+    def judge(self, event: Activity, ctx: Context) -> list[Alert]:
         payment, ts = event.payment, ctx.ts
         day = self._tick(ts)
         alerts: list[Alert] = []
@@ -294,6 +294,7 @@ class PyramidScheme(AccountDetector):
             return []
         if not account.finding:
             account.finding = account.cited[0]
+        previous = previous_of(account.raised)
         account.raised = severity
         returned = sum(c[4] for c in days)
         span = min(self.window_days, day - account.first_day + 1)
@@ -338,5 +339,6 @@ class PyramidScheme(AccountDetector):
                     "fixed_contribution": fee,
                 },
                 event_ids=list(account.cited),
+                previous=previous,
             )
         ]

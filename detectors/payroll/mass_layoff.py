@@ -58,7 +58,8 @@ least recently active go. An employer whose staff the
 stream has not yet shown (no accrual or payment seen) is judged on its next
 accrual or payment instead, once the headcount is known. Half the staff, or
 ``CRITICAL_COUNT`` people, makes the finding critical. One finding per cut: it
-ends once ``window_days`` pass without a counted termination.
+ends once ``window_days`` pass without a counted termination (a timer at the
+latest counted cut plus the window), with a ``resolved`` alert.
 
 Defaults, and why: ``window_days`` 30 (WARN, the EU directive and regional
 practice all count within 30 days); ``min_share`` 0.30, a little under WARN's
@@ -72,7 +73,7 @@ churn).
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.base import Context
 >>> from detectors.events import PayrollEvent
->>> det, ctx = MassLayoff(), Context(None)
+>>> det, ctx = MassLayoff(), Context(lambda at, key: None)
 >>> t0 = datetime(2022, 10, 1, tzinfo=timezone.utc)
 >>> def feed(n, kind, day, employee, reason=None):
 ...     ev = PayrollEvent(event_id=f"e-{n}", ts=t0 + timedelta(days=day), type=kind,
@@ -97,7 +98,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import Context, Detector, escalates, make_alert, previous_of, resolve_alert
 from detectors.events import Alert, PayrollEvent
 
 DAY = 86400.0
@@ -202,7 +203,7 @@ class MassLayoff(Detector):
             if staff.pending and ts >= staff.known_at:  # the staff is known now: judge
                 staff.pending = False
                 if staff.cuts:
-                    return self._judge(event, staff, ts)
+                    return self._judge(event, staff, ts, ctx)
             return []
         staff.seen.pop(employee, None)
         staff.left[employee] = ts
@@ -219,7 +220,7 @@ class MassLayoff(Detector):
         bisect.insort(staff.cuts, (ts, reason, employee, event.event_id, before))
         if before < 0:
             staff.pending = True
-        return self._judge(event, staff, ts)
+        return self._judge(event, staff, ts, ctx)
 
     def _idle_days(self) -> float:
         """Silence after which nothing of an employer counts any more: its cuts are out of
@@ -230,7 +231,7 @@ class MassLayoff(Detector):
         as the stream's first month is: after that long the old staff is no yardstick."""
         return self.window_days + self.link_days + FORGET_AFTER_DAYS + LATENESS_DAYS
 
-    def _judge(self, event: PayrollEvent, staff: _Staff, ts: float) -> list[Alert]:
+    def _judge(self, event: PayrollEvent, staff: _Staff, ts: float, ctx: Context) -> list[Alert]:
         """Count the cut in the window up to its latest termination; alert at a bar."""
         cuts = staff.cuts
         now = cuts[-1][0]
@@ -262,11 +263,42 @@ class MassLayoff(Detector):
         severity = "critical" if share >= CRITICAL_SHARE or count >= CRITICAL_COUNT else "warning"
         if not staff.finding:
             staff.finding = counted[0][3]
-        staff.last_cut = max(staff.last_cut, counted[-1][0])
+        if counted[-1][0] > staff.last_cut:
+            staff.last_cut = counted[-1][0]
+            # The finding ends once a whole window passes without another counted cut.
+            ctx.schedule(staff.last_cut + self.window_days * DAY, event.employer)
         if not escalates(severity, staff.severity):
             return []
+        previous = previous_of(staff.severity)
         staff.severity = severity
-        return [self._alert(event, staff, counted, max(base, count), share, severity)]
+        return [self._alert(event, staff, counted, max(base, count), share, severity, previous)]
+
+    def on_timer(self, key: str, ctx: Context) -> list[Alert]:  # type: ignore[override]
+        """A window after a finding's latest cut: if no cut came since, the finding ends."""
+        staff = self._employers.get(key)
+        if staff is None or not staff.finding or staff.severity == "info":
+            return []  # forgotten, or already ended
+        if staff.last_cut + self.window_days * DAY > ctx.due:
+            return []  # a later cut moved the end (its own timer is pending)
+        last = datetime.fromtimestamp(staff.last_cut, UTC).date().isoformat()
+        alert = resolve_alert(
+            kind=self.kind,
+            entity=key,
+            finding=staff.finding,
+            ts=datetime.fromtimestamp(ctx.due, UTC),
+            severity=staff.severity,
+            reasons=[
+                f"no further termination counted for {self.window_days:g} days after the "
+                f"last one ({last}): the layoff is over"
+            ],
+            evidence={
+                "resolution": "window_passed",
+                "window_days": self.window_days,
+                "last_termination": last,
+            },
+        )
+        staff.finding, staff.severity = "", "info"
+        return [alert]
 
     def _linked(self, ts: float, redundancy_times: list[float]) -> bool:
         """Is a redundancy within ``link_days`` of ``ts``?"""
@@ -289,6 +321,7 @@ class MassLayoff(Detector):
         base: int,
         share: float,
         severity: str,
+        previous: str | None,
     ) -> Alert:
         first, last = counted[0][0], counted[-1][0]
         days = (last - first) / DAY
@@ -323,4 +356,5 @@ class MassLayoff(Detector):
                 "window_days": self.window_days,
             },
             event_ids=[c[3] for c in counted],
+            previous=previous,
         )

@@ -58,7 +58,7 @@ from operator import attrgetter
 
 from river import stats
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import Context, Detector, escalates, make_alert, previous_of, resolve_alert
 from detectors.events import Alert, PayrollEvent, day_after_period
 
 DAY = 86400.0
@@ -186,13 +186,30 @@ class PayrollAnomaly(Detector):
         if round(cut, 9) >= self.min_cut:  # rounded: 1 - 0.9 is 0.0999..98 in floating point
             drifting.append("wages")
         if not drifting:
-            employer.severity = "info"  # a normal period ends the finding: a later drift is new
-            return []
+            if employer.severity == "info":
+                return []
+            # A normal period ends the finding: a later drift is a new one.
+            ended = resolve_alert(
+                kind=self.kind,
+                entity=event.employer,
+                finding=employer.finding,
+                ts=event.ts,
+                severity=employer.severity,
+                reasons=[
+                    f"wages for {event.period} paid {delay:.1f} days after the period ended, "
+                    f"as usual ({usual_day:.1f}), and not cut: the drift is over"
+                ],
+                evidence={"resolution": "normal_period", "period": event.period},
+                event_ids=[event.event_id],
+            )
+            employer.severity = "info"
+            return [ended]
         severity = "critical" if len(drifting) == 2 else "warning"
         if not escalates(severity, employer.severity):
             return []
         if employer.severity == "info":
             employer.finding = event.event_id
+        previous = previous_of(employer.severity)
         employer.severity = severity
         reasons = []
         if "pay_day" in drifting:
@@ -224,6 +241,7 @@ class PayrollAnomaly(Detector):
                     "drifting": drifting,
                 },
                 event_ids=[event.event_id],
+                previous=previous,
             )
         ]
 

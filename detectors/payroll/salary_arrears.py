@@ -49,9 +49,14 @@ partition's own events only.)
 One alert per employer and finding, not per employee: how many employees,
 how much is owed, since which deadline. The finding is the first missed
 period; it is raised again, as critical, when it grows (another period
-missed, or half the staff unpaid), and lapses once a deadline passes with
-nothing owed, or once no period of the employer has been decided for
-``FINDING_IDLE_DAYS``.
+missed, or half the staff unpaid). It ends, with a ``resolved`` alert, when
+the arrears are paid: every payment for a missed period made after its
+deadline (or delivered after the decision) pays down what each employee is
+owed, and the one that brings every employee's debt within ``tolerance``
+resolves it ("paid"). It also ends once a later deadline passes with nothing
+owed for that period ("lapsed": the employer pays on time again; what is
+still owed from before is in the resolution's evidence), or once no period of
+the employer has been decided for ``FINDING_IDLE_DAYS`` ("idle").
 
 State is bounded: an employer's period book lives until its deadline is
 decided, and past ``max_entities`` books (or open findings) the least recently
@@ -87,7 +92,14 @@ from datetime import datetime, time, timedelta
 from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from detectors.base import Context, Detector, escalates, make_alert
+from detectors.base import (
+    Context,
+    Detector,
+    escalates,
+    make_alert,
+    previous_of,
+    resolve_alert,
+)
 from detectors.events import Alert, PayrollEvent, day_after_period
 
 DEFAULT_DUE_DAY = 10
@@ -113,7 +125,8 @@ class _Period:
     """What one employer accrued and paid for one period, per employee."""
 
     accrued: dict[str, tuple[float, str]] = field(default_factory=dict)  # employee -> (amount, id)
-    paid: dict[str, float] = field(default_factory=dict)
+    paid: dict[str, float] = field(default_factory=dict)  # before the deadline
+    late: dict[str, float] = field(default_factory=dict)  # after it, before the decision
     last_ts: float = 0.0  # event time of its latest accrual or payment (for the cap)
 
 
@@ -126,6 +139,9 @@ class _Finding:
     severity: str
     periods: list[str] = field(default_factory=list)
     last_due: float = 0.0  # the latest of its employer's deadlines decided
+    #: What is still owed, per missed period and employee (a late payment pays it down).
+    owed: dict[tuple[str, str], float] = field(default_factory=dict)
+    paid_late: float = 0.0  # tenge paid after the deadlines, towards the arrears
 
 
 def decided_at(ctx: Context) -> float:
@@ -179,16 +195,22 @@ class SalaryArrears(Detector):
         return deadline
 
     def update(self, event: PayrollEvent, ctx: Context) -> list[Alert]:
+        alerts: list[Alert] = []
         if ctx.ts >= (self._swept_day + 1) * DAY:  # once a day of event time
             self._swept_day = int(ctx.ts // DAY)
-            self._forget_idle(self._open, ctx.ts - FINDING_IDLE_DAYS * DAY, _LAST_DUE)
+            for employer, idle in self._forget_idle(
+                self._open, ctx.ts - FINDING_IDLE_DAYS * DAY, _LAST_DUE
+            ):
+                alerts.append(self._resolved(employer, idle, "idle", ctx.ts, []))
         kind = event.type
         if kind != "accrual" and kind != "payment":
-            return []
+            return alerts
         period: str = event.period  # type: ignore[assignment]  # required for money types
         deadline = self.due(period)
-        if deadline <= ctx.watermark:
-            return []  # already decided: a late accrual or payment changes nothing now
+        if deadline <= ctx.watermark:  # already decided: only a payment of arrears matters now
+            if kind == "payment" and event.employer in self._open:
+                alerts.extend(self._pay_down(event, period, ctx))
+            return alerts
         key = (event.employer, period)
         book = self._books.get(key)
         if book is None:
@@ -202,9 +224,62 @@ class SalaryArrears(Detector):
         if kind == "accrual":
             amount, _ = book.accrued.get(employee, (0.0, ""))
             book.accrued[employee] = (amount + event.amount, event.event_id)  # type: ignore[operator]
-        elif ctx.ts < deadline:  # a payment on or after the deadline did not prevent arrears
+        elif ctx.ts < deadline:
             book.paid[employee] = book.paid.get(employee, 0.0) + event.amount  # type: ignore[operator]
-        return []
+        else:  # on or after the deadline: it did not prevent arrears, but it pays them down
+            book.late[employee] = book.late.get(employee, 0.0) + event.amount  # type: ignore[operator]
+        return alerts
+
+    def _pay_down(self, event: PayrollEvent, period: str, ctx: Context) -> list[Alert]:
+        """A payment for a period already decided: it pays down the open arrears, if any."""
+        finding = self._open[event.employer]
+        key = (period, event.employee)
+        left = finding.owed.get(key)
+        if left is None:
+            return []
+        paid = min(left, event.amount)  # type: ignore[type-var]
+        finding.paid_late += paid
+        if left - paid > self.tolerance:
+            finding.owed[key] = left - paid
+            return []
+        del finding.owed[key]
+        if finding.owed:
+            return []
+        del self._open[event.employer]
+        return [self._resolved(event.employer, finding, "paid", ctx.ts, [event.event_id])]
+
+    def _resolved(
+        self, employer: str, finding: _Finding, how: str, ts: float, event_ids: list[str]
+    ) -> Alert:
+        """The alert that ends ``finding``: ``how`` is paid, lapsed or idle."""
+        owed = sum(finding.owed.values())
+        unpaid = len({employee for _, employee in finding.owed})
+        missed = ", ".join(finding.periods)
+        why = {
+            "paid": f"arrears paid: every employee's wages for {missed} paid in full, "
+            f"{finding.paid_late:,.0f} tenge after the deadlines",
+            "lapsed": f"wages paid on time again after the arrears of {missed}; "
+            f"{owed:,.0f} tenge still owed to {unpaid} employees",
+            "idle": f"no deadline of this employer decided for {FINDING_IDLE_DAYS} days "
+            f"(gone from the stream); {owed:,.0f} tenge of {missed} still owed",
+        }[how]
+        return resolve_alert(
+            kind=self.kind,
+            entity=employer,
+            finding=finding.first_period,
+            ts=datetime.fromtimestamp(ts, self._tz),
+            severity=finding.severity,
+            reasons=[why],
+            evidence={
+                "resolution": how,
+                "arrears_since_period": finding.first_period,
+                "periods_missed": list(finding.periods),
+                "paid_late_tenge": round(finding.paid_late, 2),
+                "still_owed_tenge": round(owed, 2),
+                "still_unpaid_employees": unpaid,
+            },
+            event_ids=event_ids,
+        )
 
     def on_timer(self, key: tuple[str, str], ctx: Context) -> list[Alert]:  # type: ignore[override]
         book = self._books.pop(key, None)
@@ -215,14 +290,18 @@ class SalaryArrears(Detector):
         employer, period = key
         unpaid = []
         owed = 0.0
+        shortfalls: dict[str, float] = {}
         for employee, (amount, accrual_id) in book.accrued.items():
             shortfall = amount - book.paid.get(employee, 0.0)
             if shortfall > self.tolerance:
                 unpaid.append(accrual_id)
                 owed += shortfall
+                shortfalls[employee] = shortfall
         if not unpaid:
-            self._open.pop(employer, None)  # nothing owed at this deadline: the finding lapses
-            return []
+            lapsed = self._open.pop(employer, None)  # nothing owed at this deadline
+            if lapsed is None or lapsed.severity == "info":
+                return []
+            return [self._resolved(employer, lapsed, "lapsed", decided_at(ctx), [])]
         finding = self._open.get(employer)
         share = len(unpaid) / len(book.accrued)
         if finding is None:
@@ -234,10 +313,20 @@ class SalaryArrears(Detector):
             severity = "critical"  # a further period missed
         finding.last_due = ctx.due
         finding.periods.append(period)
-        if not escalates(severity, finding.severity):
-            return []
-        finding.severity = severity
-        return [self._alert(employer, period, finding, book, unpaid, owed, ctx)]
+        for employee, shortfall in shortfalls.items():  # what was paid late already counts
+            paid = min(shortfall, book.late.get(employee, 0.0))
+            finding.paid_late += paid
+            if shortfall - paid > self.tolerance:
+                finding.owed[(period, employee)] = shortfall - paid
+        alerts = []
+        if escalates(severity, finding.severity):
+            previous = previous_of(finding.severity)
+            finding.severity = severity
+            alerts.append(self._alert(employer, period, finding, book, unpaid, owed, ctx, previous))
+        if not finding.owed:  # paid in full between the deadline and the decision
+            del self._open[employer]
+            alerts.append(self._resolved(employer, finding, "paid", decided_at(ctx), []))
+        return alerts
 
     def _alert(
         self,
@@ -248,6 +337,7 @@ class SalaryArrears(Detector):
         unpaid: list[str],
         owed: float,
         ctx: Context,
+        previous: str | None,
     ) -> Alert:
         due_day = datetime.fromtimestamp(ctx.due, self._tz).date() - timedelta(days=1)
         since = datetime.fromtimestamp(finding.first_due, self._tz).date() - timedelta(days=1)
@@ -279,4 +369,5 @@ class SalaryArrears(Detector):
                 "tolerance_tenge": self.tolerance,
             },
             event_ids=unpaid[:MAX_IDS],
+            previous=previous,
         )

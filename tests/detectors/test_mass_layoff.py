@@ -295,10 +295,19 @@ def test_a_new_cut_long_after_the_last_is_a_new_finding():
     first = [fired(k, 1 + k / 10) for k in range(4)]
     second = [fired(k, 60 + k / 10) for k in range(4, 8)]
     alerts = run(accrual(12) + first + accrual(8, day=45, first=4) + second)
-    assert [a.severity for a in alerts] == ["warning", "warning", "critical"]
+    assert [(a.severity, a.status) for a in alerts] == [
+        ("warning", "open"),
+        ("warning", "resolved"),  # 30 days after its last cut, on day 1.3
+        ("warning", "open"),
+        ("critical", "escalated"),
+    ]
     assert alerts[0].alert_id == alert_id(KIND, "E-1", "E-1-term-0", "warning")
-    assert alerts[1].alert_id == alert_id(KIND, "E-1", "E-1-term-4", "warning")
-    assert alerts[2].alert_id == alert_id(KIND, "E-1", "E-1-term-4", "critical")
+    assert alerts[1].alert_id == alert_id(KIND, "E-1", "E-1-term-0", "resolved")
+    assert alerts[1].supersedes == alerts[0].alert_id
+    assert alerts[1].evidence["resolution"] == "window_passed"
+    assert alerts[2].alert_id == alert_id(KIND, "E-1", "E-1-term-4", "warning")
+    assert alerts[3].alert_id == alert_id(KIND, "E-1", "E-1-term-4", "critical")
+    assert alerts[3].supersedes == alerts[2].alert_id
 
 
 # --- checkpoint, determinism ---------------------------------------------------------

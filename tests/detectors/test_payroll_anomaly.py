@@ -251,5 +251,11 @@ def test_fresh_runs_are_identical():
 def test_a_normal_period_ends_the_finding_so_a_later_slip_alerts_again():
     # Guards a gap found in review: once warned, an employer never alerted again.
     alerts = run(history(2.5, 2.5, 6.5, 6.5, 6.5, 11.0))  # six periods
-    assert [a.evidence["period"] for a in alerts] == [PERIODS[2], PERIODS[5]]
-    assert alerts[0].alert_id != alerts[1].alert_id
+    assert [(a.evidence["period"], a.status) for a in alerts] == [
+        (PERIODS[2], "open"),
+        (PERIODS[3], "resolved"),  # paid on its (new) usual day: the drift is over
+        (PERIODS[5], "open"),
+    ]
+    assert alerts[1].supersedes == alerts[0].alert_id
+    assert alerts[1].finding_id == alerts[0].finding_id != alerts[2].finding_id
+    assert alerts[0].alert_id != alerts[2].alert_id

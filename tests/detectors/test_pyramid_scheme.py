@@ -691,7 +691,10 @@ def test_a_cooperative_learnt_during_the_warm_up_is_not_a_pyramid():
     world += [pay("loan-3", 65, "COOP", "MEMBER-3", 300_000.0)]
     assert feed(PyramidScheme(), world) == []
     # Without the warm-up its first month looks like recruiting: the warm-up is what keeps it out.
-    assert [a.severity for a in feed(quick(), world)] == ["warning"]
+    assert [(a.severity, a.status) for a in feed(quick(), world)] == [
+        ("warning", "open"),
+        ("warning", "resolved"),  # quiet for 30 days after its loans: the finding ends
+    ]
 
 
 def test_a_cooperative_collecting_in_the_last_week_of_the_warm_up_is_not_a_pyramid():
@@ -768,6 +771,9 @@ def test_every_alert_meets_the_contract_and_ids_are_deterministic():
     for alert in alerts:
         doc = validate_alert(alert)
         assert doc["kind"] == KIND
+        if alert.status == "resolved":  # ended by 30 quiet days: no event to cite
+            assert alert.event_ids == [] and alert.evidence["resolution"] == "quiet"
+            continue
         assert 1 <= len(alert.event_ids) <= 20
         assert all(i.startswith(("stake-", "B-stake-", "return-")) for i in alert.event_ids)
     again = feed(quick(), mixed_world())
@@ -786,11 +792,16 @@ def test_pickle_round_trip_mid_stream_gives_the_same_later_alerts():
     copy = pickle.loads(pickle.dumps(detector))
     later = run(detector, events[cut:])
     assert run(copy, events[cut:]) == later
-    assert [(a.entity, a.severity) for a in later] == [
-        (ORGANISER, "warning"),
-        (ORGANISER, "critical"),
-        ("PYR-2", "critical"),
+    assert [(a.entity, a.severity, a.status) for a in later] == [
+        (ORGANISER, "warning", "open"),
+        (ORGANISER, "critical", "escalated"),
+        ("PYR-2", "critical", "escalated"),
+        (ORGANISER, "critical", "resolved"),  # 30 quiet days after its last payment
+        ("PYR-2", "critical", "resolved"),
     ]
+    assert later[1].supersedes == later[0].alert_id
+    assert later[3].supersedes == later[1].alert_id
+    assert len({later[0].finding_id, later[1].finding_id, later[3].finding_id}) == 1
 
 
 def test_an_account_idle_for_thirty_days_is_forgotten():

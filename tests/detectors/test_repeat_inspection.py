@@ -204,7 +204,10 @@ def test_a_new_episode_after_the_window_closes_alerts_again_with_a_new_id():
     second = [visit("v4", 90), visit("v5", 100), visit("v6", 110)]
     assert per_event(detector, first) == [0, 0, 1]
     raised = [check(detector, event) for event in second]
-    assert [len(r) for r in raised] == [0, 0, 1]
+    assert [len(r) for r in raised] == [1, 0, 1]
+    [ended] = raised[0]  # day 90: the first episode's window passed on day 80
+    assert (ended.status, ended.evidence["resolution"]) == ("resolved", "window_passed")
+    assert ended.ts == T0 + timedelta(days=80)
     [alert] = raised[2]
     assert alert.severity == "warning"
     assert alert.event_ids == ["v4", "v5", "v6"]
@@ -398,4 +401,7 @@ def test_a_second_burst_after_falling_below_the_threshold_alerts_again():
     second = [visit("v4", 75), visit("v5", 85), visit("v6", 90)]
     assert per_event(detector, first) == [0, 0, 1]
     raised = [check(detector, event) for event in second]
-    assert [[a.event_ids for a in r] for r in raised] == [[], [], [["v4", "v5", "v6"]]]
+    assert [[a.event_ids for a in r] for r in raised] == [[[]], [], [["v4", "v5", "v6"]]]
+    [lapsed] = raised[0]  # day 75 weighs 2: the first finding ends on that visit
+    assert lapsed.status == "resolved" and lapsed.evidence["weighted_visits"] == 2.0
+    assert lapsed.finding_id != raised[2][0].finding_id

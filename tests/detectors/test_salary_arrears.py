@@ -185,9 +185,15 @@ def test_a_payment_at_local_midnight_after_the_10th_is_too_late():
     late = payment("p", "W-1", when="2022-11-11T00:00:00+06:00")
     assert late.ts == DEADLINE_2022_10  # 2022-11-10T18:00Z: still the 10th in UTC
     run.all([accrual("a", "W-1"), late])
-    [alert] = run.send(tick("t", DECIDED_2022_10))
+    [alert, paid] = run.send(tick("t", DECIDED_2022_10))
     assert alert.evidence["owed_tenge"] == 100_000.0
     assert alert.event_ids == ["a"]
+    # Paid at the deadline: arrears all the same, and paid in full by the decision.
+    assert (paid.status, paid.evidence["resolution"], paid.supersedes) == (
+        "resolved",
+        "paid",
+        alert.alert_id,
+    )
 
 
 def test_nothing_fires_until_the_watermark_reaches_the_deadline():
@@ -339,7 +345,18 @@ def test_a_second_missed_period_escalates_the_same_finding_and_a_third_is_quiet(
 def test_a_deadline_with_nothing_owed_ends_the_finding():
     run = Run()
     [first] = run.all(month("2022-10", unpaid=1))
-    assert run.all(month("2022-11", unpaid=0)) == []
+    [lapsed] = run.all(month("2022-11", unpaid=0))
+    assert (lapsed.status, lapsed.finding_id, lapsed.supersedes) == (
+        "resolved",
+        first.finding_id,
+        first.alert_id,
+    )
+    assert lapsed.evidence["resolution"] == "lapsed"
+    assert lapsed.evidence["still_owed_tenge"] == 100_000.0
+    assert lapsed.reasons == [
+        "wages paid on time again after the arrears of 2022-10; "
+        "100,000 tenge still owed to 1 employees"
+    ]
     [again] = run.all(month("2022-12", unpaid=1))
     assert again.severity == "warning"  # a new finding, not an escalation
     assert again.alert_id == alert_id(KIND, "E-1", "2022-12", "warning")
@@ -406,3 +423,53 @@ def test_fresh_runs_are_identical():
     first = Run().all(events)
     assert first
     assert Run().all(events) == first
+
+
+# --- the finding's life: escalated, then resolved when the arrears are paid -----------
+
+
+def test_arrears_paid_later_resolve_the_finding():
+    run = Run()
+    run.all([accrual("a1", "W-1"), accrual("a2", "W-2"), accrual("a3", "W-3")])
+    run.all([payment("p3", "W-3")])
+    [first] = run.send(tick("t1", DECIDED_2022_10))
+    assert (first.status, first.severity, first.supersedes) == ("open", "critical", None)
+    assert first.finding_id  # one finding: its id is on every alert of its life
+    # W-1 paid in two parts, W-2 in one, all well after the decision.
+    assert run.send(payment("late-1a", "W-1", 60_000.0, when="2022-11-20T10:00:00+06:00")) == []
+    assert run.send(payment("late-2", "W-2", when="2022-11-21T10:00:00+06:00")) == []
+    [resolved] = run.send(payment("late-1b", "W-1", 40_000.0, when="2022-11-22T10:00:00+06:00"))
+    validate_alert(resolved)
+    assert resolved.status == "resolved"
+    assert resolved.finding_id == first.finding_id
+    assert resolved.supersedes == first.alert_id
+    assert resolved.alert_id == alert_id(KIND, "E-1", "2022-10", "resolved")
+    assert resolved.severity == "critical" and resolved.score == 0.0
+    assert resolved.ts == ts("2022-11-22T10:00:00+06:00")
+    assert resolved.event_ids == ["late-1b"]
+    assert resolved.evidence["resolution"] == "paid"
+    assert resolved.evidence["paid_late_tenge"] == 200_000.0
+    assert resolved.evidence["still_owed_tenge"] == 0.0
+    # A further payment changes nothing: the finding has ended.
+    assert run.send(payment("late-1c", "W-1", 10.0, when="2022-11-23T10:00:00+06:00")) == []
+
+
+def test_an_escalated_finding_supersedes_its_warning_and_resolves_once_all_is_paid():
+    run = Run()
+    [warning] = run.all(month("2022-10", unpaid=1))
+    [critical] = run.all(month("2022-11", unpaid=1))
+    assert (warning.status, critical.status) == ("open", "escalated")
+    assert critical.supersedes == warning.alert_id
+    assert critical.finding_id == warning.finding_id
+    # W-0 is owed both months: paying one is not enough.
+    assert run.send(payment("x1", "W-0", period="2022-10", when="2022-12-12T09:00:00+06:00")) == []
+    [resolved] = run.send(payment("x2", "W-0", period="2022-11", when="2022-12-13T09:00:00+06:00"))
+    assert (resolved.status, resolved.supersedes) == ("resolved", critical.alert_id)
+
+
+def test_a_small_late_payment_within_the_tolerance_is_enough():
+    run = Run()
+    run.all([accrual("a", "W-1")])
+    [alert] = run.send(tick("t", DECIDED_2022_10))
+    [resolved] = run.send(payment("p", "W-1", 99_999.5, when="2022-11-25T10:00:00+06:00"))
+    assert resolved.supersedes == alert.alert_id
