@@ -6,8 +6,11 @@ app) gets its own. Labels are bounded: ``stream``, ``outcome``, ``kind``,
 partition number) and ``version``. Never an account, employee or business id.
 
 Metrics are updated once per batch (:meth:`Metrics.record_batch`) or from a
-periodic timer (:meth:`Metrics.record_engine`, :meth:`Metrics.record_consumer_lag`),
-off the per-event path.
+periodic timer (:meth:`Metrics.record_engine`, :meth:`Metrics.record_consumer_lag`,
+:meth:`Metrics.record_regrouped_lag`, :meth:`Metrics.record_state_saved`), off the
+per-event path. The process's own metrics (``process_*``: memory, CPU, open files,
+start time; ``python_info``) come from prometheus_client's collectors, registered on
+the same registry and read only when scraped.
 
 >>> from prometheus_client import CollectorRegistry
 >>> metrics = Metrics(CollectorRegistry())
@@ -21,7 +24,15 @@ import time
 from collections.abc import Mapping
 from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from detectors.engine import CONFLICT, DUPLICATE, FAILED, LATE, OK, Engine
 from detectors.events import KIND_DOMAIN, SEVERITY_RANK, STREAMS
@@ -112,6 +123,14 @@ class Metrics:
             ["stream", "partition"],
             registry=registry,
         )
+        self.regrouped_lag = Gauge(
+            "kuzet_regrouped_consumer_lag",
+            "Records on a partition of an internal regrouped topic (regroup: "
+            "payments-by-account, inspections-by-authority) not yet judged by this worker "
+            "(high watermark minus position).",
+            ["regroup", "partition"],
+            registry=registry,
+        )
         self.tracked_entities = Gauge(
             "kuzet_tracked_entities",
             "Entities a detector keeps state for, by the kind it raises.",
@@ -145,6 +164,15 @@ class Metrics:
             "Wall time of the last partition state saved.",
             registry=registry,
         )
+        self.state_saved = Gauge(
+            "kuzet_state_last_saved_timestamp_seconds",
+            "Wall time up to which everything judged on a partition this worker holds is "
+            "saved to the state topic (its last save, or the last refresh that found nothing "
+            "unsaved); time() minus it is what a crash would judge again. regroup is empty "
+            "for an input partition, else the internal topic's regrouping.",
+            ["stream", "regroup", "partition"],
+            registry=registry,
+        )
         self.state_rejected = Counter(
             "kuzet_state_rejected",
             "Saved partition states not read (never unpickled), by reason: "
@@ -153,8 +181,19 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.rules_changes = Counter(
+            "kuzet_rules_changes",
+            "Rules changes read from the rules topic, by outcome: applied (valid, in force "
+            "from its event time) or refused (invalid: the rules before it stay).",
+            ["outcome"],
+            registry=registry,
+        )
         self.build = Info("kuzet_build", "Kuzet version.", registry=registry)
         self.build.info({"version": _version()})
+        # process_* (memory, CPU seconds, open and maximum files, start time) where the
+        # platform has /proc, and python_info: read at each scrape, nothing on the hot path.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
         # Known label values start at zero: a stream with no events shows as 0, and
         # the first alert of a kind is an increase Prometheus can see (a series
         # born at 1 has no increase).
@@ -167,7 +206,11 @@ class Metrics:
                 self.alerts.labels(kind, severity)
         for reason in REJECT_REASONS:
             self.state_rejected.labels(reason)
+        for outcome in ("applied", "refused"):
+            self.rules_changes.labels(outcome)
         self._lag_partitions: set[tuple[str, str]] = set()
+        self._regrouped_partitions: set[tuple[str, str]] = set()
+        self._saved_partitions: set[tuple[str, str, str]] = set()
 
     def record_batch(
         self,
@@ -200,6 +243,10 @@ class Metrics:
         self.snapshot_seconds.labels("write").observe(write_seconds)
         self.snapshot_age.set(time.time())
 
+    def record_rules_change(self, outcome: str) -> None:
+        """Count a rules change read (``outcome``: applied or refused)."""
+        self.rules_changes.labels(outcome).inc()
+
     def record_state_rejected(self, reason: str) -> None:
         """Count a saved state not read (``reason``: one of streams.state.REJECT_REASONS)."""
         self.state_rejected.labels(reason).inc()
@@ -220,6 +267,26 @@ class Metrics:
         for (stream, partition), lag in lags.items():
             self.consumer_lag.labels(stream, str(partition)).set(lag)
         self._lag_partitions = current
+
+    def record_regrouped_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Set the lag of each ``(regrouping's name, partition)`` of an internal topic held;
+        drop partitions no longer assigned."""
+        current = {(regroup, str(partition)) for regroup, partition in lags}
+        for labels in self._regrouped_partitions - current:
+            self.regrouped_lag.remove(*labels)
+        for (regroup, partition), lag in lags.items():
+            self.regrouped_lag.labels(regroup, str(partition)).set(lag)
+        self._regrouped_partitions = current
+
+    def record_state_saved(self, saved: Mapping[tuple[str, str, int], float]) -> None:
+        """Set the saved-up-to time (epoch seconds) of each ``(stream, regroup, partition)``
+        held (``regroup``: "" for an input partition); drop partitions no longer held."""
+        current = {(stream, regroup, str(partition)) for stream, regroup, partition in saved}
+        for labels in self._saved_partitions - current:
+            self.state_saved.remove(*labels)
+        for (stream, regroup, partition), when in saved.items():
+            self.state_saved.labels(stream, regroup, str(partition)).set(when)
+        self._saved_partitions = current
 
 
 def exported_names(registry: CollectorRegistry) -> set[str]:

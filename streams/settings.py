@@ -7,12 +7,15 @@ variables is in the README ("Configuration").
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
 import math
 import os
 import re
 import ssl
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,42 @@ from detectors.events import STREAMS
 from detectors.registry import DetectionConfig
 from detectors.rules import Rules, parse_rules
 
+logger = logging.getLogger(__name__)
+
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: ``text``: one line for a person; ``json``: one JSON object a line for a log shipper.
+LOG_FORMATS = ("text", "json")
+
+#: ``KUZET_*`` variables read by the repository's own tooling, not by Kuzet: the local
+#: broker's launcher (deploy/kafka/kafka.sh), the tests, the benchmarks and the demo. They
+#: may sit in a developer's shell, so they are not warned about.
+TOOLING_VARIABLES = frozenset(
+    {
+        "KUZET_REQUIRE_BROKER",
+        "KUZET_KAFKA_CLUSTER_ID",
+        "KUZET_KAFKA_CONTROLLER_PORT",
+        "KUZET_KAFKA_DATA",
+        "KUZET_KAFKA_LIB",
+        "KUZET_KAFKA_OFFSETS_PARTITIONS",
+        "KUZET_KAFKA_PORT",
+        "KUZET_KAFKA_SASL_PORT",
+        "KUZET_KAFKA_SASL_SSL_PORT",
+        "KUZET_KAFKA_SCRAM_PASSWORD",
+        "KUZET_KAFKA_SCRAM_USER",
+        "KUZET_KAFKA_SSL_PORT",
+        "KUZET_KAFKA_START_TIMEOUT",
+        "KUZET_KAFKA_STOP_TIMEOUT",
+        "KUZET_KAFKA_VERSION",
+    }
+)
+#: Prefixes of the tooling's families of variables (tests, benchmarks, simulator, demo).
+TOOLING_PREFIXES = ("KUZET_TEST_", "KUZET_BENCH_", "KUZET_SIM_", "KUZET_DEMO_")
+#: Variables earlier versions read, and what replaced them.
+RETIRED_VARIABLES = {
+    "KUZET_STATE_DIR": "the state lives in the state topic (KUZET_TOPIC_STATE) now",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +107,9 @@ class Settings:
     app_id: str = "kuzet"
     topics: Mapping[str, str] = field(default_factory=lambda: {s: s for s in STREAMS})
     alerts_topic: str = "alerts"
+    #: Compacted topic of the latest alert of every finding, keyed by ``finding_id``
+    #: (streams/findings.py): what ``/alerts`` and ``kuzet findings`` read.
+    findings_topic: str = "findings"
     #: Internal topic of payments regrouped by account (``streams/regroup.py``): as
     #: many partitions as the payments topic; one per consumer group, so the
     #: default is ``<app id>-payments-by-account``.
@@ -78,6 +118,8 @@ class Settings:
     by_authority_topic: str = "kuzet-inspections-by-authority"
     #: Compacted topic of the group's saved partition state (streams/state.py).
     state_topic: str = "kuzet-state"
+    #: Compacted topic of rules changes, each from an event time on (streams/rules_feed.py).
+    rules_topic: str = "kuzet-rules"
     dlq_suffix: str = ".dlq"
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     web_host: str = "127.0.0.1"
@@ -108,7 +150,11 @@ class Settings:
     # seconds or minutes, never an hour.
     clock_skew: float = 3600.0
     log_level: str = "info"
+    log_format: str = "text"
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    #: ``KUZET_*`` variables set but not read, each with the closest known name (or
+    #: what replaced it); :meth:`warn_unknown_variables` logs them once logging is set up.
+    unknown_variables: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def topic(self, stream: str) -> str:
         return self.topics[stream]
@@ -134,10 +180,16 @@ class Settings:
             return self.by_authority_topic
         raise KeyError(name)
 
+    def warn_unknown_variables(self) -> None:
+        """Log a warning for each ``KUZET_*`` variable set that Kuzet does not read."""
+        for name, hint in self.unknown_variables:
+            logger.warning("%s is not a Kuzet setting and is ignored; %s", name, hint)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``KUZET_*`` variables (``os.environ`` by default)."""
         env = os.environ if env is None else env
+        unknown = unknown_variables(env)
         get = env.get
         prefix = get("KUZET_TOPIC_PREFIX", "")
         app_id = get("KUZET_APP_ID", cls.app_id)
@@ -175,10 +227,12 @@ class Settings:
         detection = DetectionConfig(
             timezone=timezone,
             allowed_lateness=_number(env, "KUZET_ALLOWED_LATENESS_HOURS", 24.0) * 3600.0,
-            dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000)),
+            dedup_max_ids=int(_number(env, "KUZET_DEDUP_MAX_IDS", 2_000_000, low=1, whole=True)),
             max_entities=_max_entities(env),
             future_skew={
-                stream: _number(env, f"KUZET_FUTURE_SKEW_HOURS_{stream.upper()}", skew / 3600)
+                stream: _number(
+                    env, f"KUZET_FUTURE_SKEW_HOURS_{stream.upper()}", skew / 3600, above=0
+                )
                 * 3600.0
                 for stream, skew in DEFAULT_FUTURE_SKEW.items()
             },
@@ -189,30 +243,105 @@ class Settings:
             app_id=app_id,
             topics=topics,
             alerts_topic=prefix + get("KUZET_TOPIC_ALERTS", cls.alerts_topic),
+            findings_topic=prefix + get("KUZET_TOPIC_FINDINGS", cls.findings_topic),
             by_account_topic=prefix
             + get("KUZET_TOPIC_PAYMENTS_BY_ACCOUNT", f"{app_id}-payments-by-account"),
             by_authority_topic=prefix
             + get("KUZET_TOPIC_INSPECTIONS_BY_AUTHORITY", f"{app_id}-inspections-by-authority"),
             state_topic=prefix + get("KUZET_TOPIC_STATE", f"{app_id}-state"),
+            rules_topic=prefix + get("KUZET_TOPIC_RULES", f"{app_id}-rules"),
             security=security,
             web_host=get("KUZET_WEB_HOST", cls.web_host),
-            web_port=int(_number(env, "KUZET_WEB_PORT", cls.web_port)),
+            web_port=int(
+                _number(env, "KUZET_WEB_PORT", cls.web_port, low=1, high=65535, whole=True)
+            ),
             web_token=_web_token(env),
             state_key=_state_key(env),
-            batch_size=int(_number(env, "KUZET_BATCH_SIZE", cls.batch_size)),
-            batch_within=_number(env, "KUZET_BATCH_WITHIN_MS", cls.batch_within * 1000) / 1000,
-            producer_linger=_number(env, "KUZET_PRODUCER_LINGER_MS", 5) / 1000,
-            snapshot_seconds=max(1.0, _number(env, "KUZET_SNAPSHOT_SECONDS", cls.snapshot_seconds)),
-            max_skew=_number(env, "KUZET_MAX_SKEW_HOURS", cls.max_skew / 3600) * 3600,
-            clock_skew=_number(env, "KUZET_CLOCK_SKEW_MINUTES", cls.clock_skew / 60) * 60,
-            log_level=get("KUZET_LOG_LEVEL", cls.log_level).lower(),
+            batch_size=int(_number(env, "KUZET_BATCH_SIZE", cls.batch_size, low=1, whole=True)),
+            # Waits and lingers past a minute hold every alert back that long: a unit slip.
+            batch_within=_number(
+                env, "KUZET_BATCH_WITHIN_MS", cls.batch_within * 1000, high=MAX_WAIT_MS
+            )
+            / 1000,
+            producer_linger=_number(env, "KUZET_PRODUCER_LINGER_MS", 5, high=MAX_WAIT_MS) / 1000,
+            # Saving every partition's state continuously would starve the worker: 1 s at least.
+            snapshot_seconds=_number(env, "KUZET_SNAPSHOT_SECONDS", cls.snapshot_seconds, low=1),
+            max_skew=_number(env, "KUZET_MAX_SKEW_HOURS", cls.max_skew / 3600, above=0) * 3600,
+            clock_skew=_number(env, "KUZET_CLOCK_SKEW_MINUTES", cls.clock_skew / 60, above=0) * 60,
+            log_level=_choice(
+                "KUZET_LOG_LEVEL", get("KUZET_LOG_LEVEL", "info").lower(), LOG_LEVELS
+            ),
+            log_format=_choice(
+                "KUZET_LOG_FORMAT", get("KUZET_LOG_FORMAT", "text").lower(), LOG_FORMATS
+            ),
             detection=detection,
+            unknown_variables=unknown,
         )
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+#: Longest batch wait and producer linger (ms).
+MAX_WAIT_MS = 60_000
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+@functools.cache
+def known_variables() -> frozenset[str]:
+    """Every ``KUZET_*`` variable Kuzet reads: those :meth:`Settings.from_env` asks for.
+
+    Derived from the reads themselves (from_env of an empty environment asks for every
+    name, each defaulted), so the list cannot drift from the code; a test checks that
+    every ``KUZET_*`` name in the repository is known.
+    """
+    reads = _Reads({})
+    Settings.from_env(reads)
+    return frozenset(reads.names)
+
+
+class _Reads(Mapping[str, str]):
+    """A mapping that records every name looked up in it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self.env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # not a real environment: nothing to warn about
+
+    def __len__(self) -> int:
+        return 0
+
+
+def unknown_variables(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """``KUZET_*`` variables in ``env`` that Kuzet does not read, each with a hint: the
+    closest known name (difflib), or what replaced a retired one."""
+    if isinstance(env, _Reads):
+        return ()
+    known = known_variables()
+    found = []
+    for name in sorted(env):
+        if not name.startswith("KUZET_") or name in known or name in TOOLING_VARIABLES:
+            continue
+        if name.startswith(TOOLING_PREFIXES):
+            continue
+        if name in RETIRED_VARIABLES:
+            hint = f"no longer read: {RETIRED_VARIABLES[name]}; unset it"
+        elif name.endswith("_FILE") and name.removesuffix("_FILE") in known:
+            files = ", ".join(sorted(n for n in known if n.endswith("_FILE")))
+            hint = f"only {files} name files; set {name.removesuffix('_FILE')} itself"
+        else:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see the README, Configuration"
+        found.append((name, hint))
+    return tuple(found)
 
 
 def _max_entities(env: Mapping[str, str]) -> int | None:
@@ -228,7 +357,18 @@ def _max_entities(env: Mapping[str, str]) -> int | None:
     return int(value)
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    low: float = 0.0,
+    above: float | None = None,
+    high: float = math.inf,
+    whole: bool = False,
+) -> float:
+    """The number ``name`` holds (``default`` when unset or empty), refused unless it is
+    at least ``low`` (or more than ``above``), at most ``high``, and ``whole`` if asked."""
     raw = env.get(name)
     if raw is None or raw == "":
         return float(default)
@@ -238,9 +378,27 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name}={raw!r} is not a finite number")
-    if value < 0:
+    if value < 0 and low == 0 and not above:  # the range starts at 0: say it plainly
         raise ConfigError(f"{name}={raw!r} must not be negative")
+    too_low = value <= above if above is not None else value < low
+    if too_low or value > high or (whole and value != int(value)):
+        raise ConfigError(f"{name}={raw!r} must be {_range(low, above, high, whole)}")
     return value
+
+
+def _range(low: float, above: float | None, high: float, whole: bool) -> str:
+    """What a number may be, in words: "a whole number from 1 to 65535", "more than 0"."""
+    kind = "a whole number" if whole else "a number"
+
+    def text(value: float) -> str:
+        return f"{value:g}" if value < 1e6 else f"{value:,.0f}"
+
+    if above is not None:
+        most = f" and at most {text(high)}" if high < math.inf else ""
+        return f"{kind} above {text(above)}{most}"
+    if high < math.inf:
+        return f"{kind} from {text(low)} to {text(high)}"
+    return f"{kind} of {text(low)} or more"
 
 
 def _rules(name: str, path: str) -> Rules:

@@ -118,8 +118,80 @@ def test_every_query_is_valid_promql(tmp_path):
     # promtool has no expression checker; a recording rule per query gets the real parser.
     lines = ["groups:", "  - name: dashboards", "    rules:"]
     for index, expr in enumerate(e for path in DASHBOARDS for e in exprs(load(path))):
-        expr = expr.replace("$__rate_interval", "5m")
+        expr = expr.replace("$__rate_interval", "5m").replace("$instance", ".*")
         lines += [f"      - record: dashboard:query_{index}", f"        expr: {json.dumps(expr)}"]
     rules = tmp_path / "dashboards.rules.yml"
     rules.write_text("\n".join(lines) + "\n")
     run(require_tool("promtool"), "check", "rules", str(rules))
+
+
+#: The selector every dashboard query narrows to the workers picked in ``$instance``.
+INSTANCE_MATCHER = 'instance=~"$instance"'
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?")
+
+
+def instance_variable(board: dict) -> dict:
+    [variable] = [v for v in board["templating"]["list"] if v["name"] == "instance"]
+    return variable
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboards_pick_workers_from_a_kuzet_metric(path):
+    variable = instance_variable(load(path))
+    assert variable["type"] == "query"
+    assert variable["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+    assert variable["includeAll"] and variable["multi"] and variable["allValue"] == ".*"
+    match = re.fullmatch(r"label_values\((.+), instance\)", variable["query"]["query"])
+    assert match, variable["query"]
+    assert variable["definition"] == variable["query"]["query"]
+    exported = exported_names(Metrics(CollectorRegistry()).registry)
+    [name] = metric_names(match.group(1))
+    assert name.startswith("kuzet_") and name in exported
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_query_is_narrowed_to_the_picked_workers(path):
+    for expr in exprs(load(path)):
+        stripped = _STRING.sub(lambda m: m.group(0) if m.group(0) == '"$instance"' else '""', expr)
+        for name in metric_names(expr):
+            selectors = [
+                m.group(2) or ""
+                for m in _SELECTOR.finditer(stripped)
+                if m.group(1) == name and not stripped[m.end() :].lstrip().startswith("(")
+            ]
+            assert selectors, (name, expr)
+            for selector in selectors:
+                assert INSTANCE_MATCHER in selector, f"{path.name}: {name} in {expr!r}"
+
+
+def test_the_instance_check_catches_a_query_without_it():
+    expr = 'sum(rate(kuzet_events_total{job="kuzet"}[5m])) / sum(up{instance=~"$instance"})'
+    unscoped = [
+        m.group(1)
+        for m in _SELECTOR.finditer(expr)
+        if m.group(1) in metric_names(expr) and INSTANCE_MATCHER not in (m.group(2) or "")
+    ]
+    assert unscoped == ["kuzet_events_total"]
+
+
+def test_the_overview_marks_critical_findings():
+    board = load(GRAFANA / "dashboards" / "kuzet-overview.json")
+    [annotation] = [a for a in board["annotations"]["list"] if a["name"] == "Critical findings"]
+    assert annotation["enable"]
+    assert annotation["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+    expr = annotation["expr"]
+    assert metric_names(expr) == {"kuzet_alerts_total"}
+    assert 'severity="critical"' in expr and INSTANCE_MATCHER in expr
+    assert annotation["tagKeys"] == "kind" and "{{kind}}" in annotation["titleFormat"]
+
+
+def test_the_overview_shows_the_process_and_state_metrics():
+    queries = " ".join(exprs(load(GRAFANA / "dashboards" / "kuzet-overview.json")))
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "kuzet_state_last_saved_timestamp_seconds",
+        "kuzet_regrouped_consumer_lag",
+    ):
+        assert name in queries, name

@@ -184,7 +184,10 @@ def test_labels_are_bounded(metrics):
     # Style guide: labels name streams, kinds, severities, outcomes, reasons; never an entity.
     allowed = {
         "stream", "outcome", "kind", "severity", "reason", "partition", "version", "step", "le",
+        "regroup",
     }  # fmt: skip
+    # prometheus_client's own python_info names the interpreter, nothing of the data.
+    allowed_python_info = {"implementation", "major", "minor", "patchlevel", "version"}
     out = batch([NOW], ok=1)
     out.alerts.append(alert(entity="SECRET-BUSINESS-ID"))
     metrics.record_batch("inspections", out, 0.001, 0.0, now=NOW.timestamp())
@@ -192,6 +195,56 @@ def test_labels_are_bounded(metrics):
     metrics.record_consumer_lag({("inspections", 0): 1})
     text = generate_latest(metrics.registry).decode()
     assert "SECRET-BUSINESS-ID" not in text
+    metrics.record_regrouped_lag({("payments-by-account", 0): 1})
+    metrics.record_state_saved({("payments", "payments-by-account", 0): 1.0})
     for family in metrics.registry.collect():
         for sample in family.samples:
-            assert set(sample.labels) <= allowed, sample
+            ok = allowed_python_info if family.name == "python_info" else allowed
+            assert set(sample.labels) <= ok, sample
+
+
+def test_process_metrics_are_on_the_workers_registry(metrics):
+    # Memory, CPU, open files and start time, read at scrape time (Linux has /proc).
+    names = exported_names(metrics.registry)
+    assert {
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+        "python_info",
+    } <= names
+    assert value(metrics, "process_resident_memory_bytes") > 0
+    assert value(metrics, "process_start_time_seconds") <= datetime.now(UTC).timestamp()
+
+
+def test_regrouped_lag_per_partition_forgets_revoked_partitions(metrics):
+    metrics.record_regrouped_lag(
+        {("payments-by-account", 0): 7, ("inspections-by-authority", 1): 0}
+    )
+    lag = "kuzet_regrouped_consumer_lag"
+    assert value(metrics, lag, regroup="payments-by-account", partition="0") == 7
+    assert value(metrics, lag, regroup="inspections-by-authority", partition="1") == 0
+    metrics.record_regrouped_lag({("inspections-by-authority", 1): 3})
+    assert value(metrics, lag, regroup="payments-by-account", partition="0") is None
+    assert value(metrics, lag, regroup="inspections-by-authority", partition="1") == 3
+    # The input partitions' lag is a metric of its own: the two never sum by mistake.
+    assert value(metrics, "kuzet_consumer_lag", stream="payments", partition="0") is None
+
+
+def test_state_saved_time_per_partition_forgets_partitions_no_longer_held(metrics):
+    name = "kuzet_state_last_saved_timestamp_seconds"
+    metrics.record_state_saved(
+        {("payments", "", 0): 100.0, ("payments", "payments-by-account", 0): 90.0}
+    )
+    assert value(metrics, name, stream="payments", regroup="", partition="0") == 100.0
+    assert (
+        value(metrics, name, stream="payments", regroup="payments-by-account", partition="0")
+        == 90.0
+    )
+    metrics.record_state_saved({("payments", "", 0): 130.0})
+    assert value(metrics, name, stream="payments", regroup="", partition="0") == 130.0
+    assert (
+        value(metrics, name, stream="payments", regroup="payments-by-account", partition="0")
+        is None
+    )
