@@ -121,13 +121,17 @@ class AlertTally:
 
     Per kind: how many alerts, and the event time (epoch seconds) of the first
     alert about each entity, or, for :data:`PER_EVENT_KINDS`, about each
-    event id. Memory grows with alerted entities, not with alerts.
+    event id. Memory grows with alerted entities, not with alerts. A
+    ``resolved`` alert says a finding has ended: it detects nothing and is no
+    part of the alert budget, so it is left out.
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     first: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, alert: Alert) -> None:
+        if alert.status == "resolved":
+            return
         kind = alert.kind
         self.counts[kind] += 1
         ts = alert.ts.timestamp()

@@ -219,7 +219,9 @@ class RepeatInspection(Detector):
             last = self._visits.pop(business)[-1][0]
             raised = self._raised.pop(business, None)
             if raised is not None:
-                ended.append(self._resolved(business, raised, last + self.window_days * DAY, 0, 0))
+                ended.append(
+                    self._resolved(business, raised, last + self.window_days * DAY, 0, 0.0)
+                )
         self._swept_at = horizon + self.window_days * DAY
         return ended
 

@@ -42,7 +42,9 @@ is at least ``min_delay_days`` later than usual *and* later than the previous
 period's (a drift, not a one-off), or when the same employees' wages fall by
 ``min_cut`` or more. Warm-up: ``warm_up_periods`` periods of history before it speaks.
 One alert per employer and finding, raised again as critical when both
-figures drift at once; a period judged normal ends the finding.
+figures drift at once; a period judged normal ends the finding, and so does
+forgetting the employer (no pay for ``IDLE_DAYS``), each with a ``resolved``
+alert.
 
 State is bounded: an employer with no accrual or payment for
 ``IDLE_DAYS`` is forgotten (swept once a day of event time), and past
@@ -138,9 +140,30 @@ class PayrollAnomaly(Detector):
         if kind != "accrual" and kind != "payment":
             return []
         ts = ctx.ts
+        ended: list[Alert] = []
         if ts >= (self._swept_day + 1) * DAY:  # once a day of event time
             self._swept_day = int(ts // DAY)
-            self._forget_idle(self._employers, ts - IDLE_DAYS * DAY, _LAST_TS)
+            gone = self._forget_idle(self._employers, ts - IDLE_DAYS * DAY, _LAST_TS)
+            ended = [self._quiet(name, idle) for name, idle in gone if idle.severity != "info"]
+        if ended:
+            return ended + self._update(event, ctx)
+        return self._update(event, ctx)
+
+    def _quiet(self, name: str, employer: _Employer) -> Alert:
+        """The alert that ends a forgotten employer's finding: no pay for ``IDLE_DAYS``."""
+        last = datetime.fromtimestamp(employer.last_ts, UTC).date().isoformat()
+        return resolve_alert(
+            kind=self.kind,
+            entity=name,
+            finding=employer.finding,
+            ts=datetime.fromtimestamp(employer.last_ts + IDLE_DAYS * DAY, UTC),
+            severity=employer.severity,
+            reasons=[f"no wages accrued or paid since {last}: {IDLE_DAYS} days"],
+            evidence={"resolution": "quiet", "quiet_days": IDLE_DAYS, "last_active": last},
+        )
+
+    def _update(self, event: PayrollEvent, ctx: Context) -> list[Alert]:
+        ts, kind = ctx.ts, event.type
         employer = self._employers.get(event.employer)
         if employer is None:
             employer = self._employers[event.employer] = _Employer(last_ts=ts)

@@ -259,3 +259,25 @@ def test_a_normal_period_ends_the_finding_so_a_later_slip_alerts_again():
     assert alerts[1].supersedes == alerts[0].alert_id
     assert alerts[1].finding_id == alerts[0].finding_id != alerts[2].finding_id
     assert alerts[0].alert_id != alerts[2].alert_id
+
+
+def test_an_employer_forgotten_with_a_finding_open_ends_it():
+    engine = Engine([PayrollAnomaly()])
+    [opened] = run(history(2.5, 2.5, 2.5, 6.5), engine)
+    # Another employer's wages 401 days later sweep E-1 away, and end its finding.
+    later = [
+        PayrollEvent(
+            event_id="E-2-a",
+            ts=opened.ts + timedelta(days=401),
+            type="accrual",
+            employer="E-2",
+            employee="W-9",
+            period="2024-01",
+            amount=100_000.0,
+        )
+    ]
+    [ended] = run(later, engine)
+    validate_alert(ended)
+    assert (ended.status, ended.supersedes) == ("resolved", opened.alert_id)
+    assert ended.evidence["resolution"] == "quiet"
+    assert ended.evidence["quiet_days"] == 400

@@ -19,7 +19,14 @@ import pytest
 
 from detectors.base import make_alert
 from detectors.engine import Engine
-from detectors.events import EVENT_TYPES, KIND_DOMAIN, MAX_ALERT_EVENT_IDS, Alert, Inspection
+from detectors.events import (
+    ALERT_SCHEMA_VERSION,
+    EVENT_TYPES,
+    KIND_DOMAIN,
+    MAX_ALERT_EVENT_IDS,
+    Alert,
+    Inspection,
+)
 from detectors.inspections.moratorium_violation import MoratoriumViolation
 from streams.codec import (
     SCHEMA_FILES,
@@ -130,14 +137,18 @@ def subschemas(schema: dict[str, Any]):
 def test_schema_is_draft_2020_12_and_compiles(name: str):
     schema = json_schema(name)
     assert schema["$schema"] == DRAFT_2020_12
-    assert schema["$id"] == f"urn:kuzet:schema:{SCHEMA_FILES[name].split('.')[0]}:1"
+    version = ALERT_SCHEMA_VERSION if name == "alerts" else 1
+    assert schema["$id"] == f"urn:kuzet:schema:{SCHEMA_FILES[name].split('.')[0]}:{version}"
     assert schema["type"] == "object"
     fastjsonschema.compile(schema, formats=FORMATS)  # raises on a malformed schema
     for sub in subschemas(schema):
         unknown = set(sub) - KEYWORDS_2020_12
         assert not unknown, f"{name}: not draft 2020-12 keywords: {sorted(unknown)}"
+        # A nested object's (an evidence's) required keys are its own properties; an
+        # if's required keys are the alert's.
+        properties = sub.get("properties", schema["properties"])
         for key in sub.get("required", []):
-            assert key in schema["properties"], f"{name}: required {key!r} is not a property"
+            assert key in properties, f"{name}: required {key!r} is not a property"
 
 
 def test_schema_ids_are_unique():
@@ -253,6 +264,9 @@ def test_moratorium_alert_validates_and_round_trips(alert: Alert):
     assert doc["ts"].endswith("Z")
 
 
+#: The fields schema version 2 added to an alert (a finding's life).
+FINDING_FIELDS = ("finding_id", "supersedes", "status", "schema_version")
+
 ALERT = {
     "alert_id": "a" * 32,
     "kind": "moratorium_violation",
@@ -263,8 +277,21 @@ ALERT = {
     "severity": "critical",
     "score": 1.0,
     "reasons": ["because"],
-    "evidence": {},
+    "evidence": {  # a moratorium_violation's evidence ($defs/evidence_moratorium_violation)
+        "local_start": "2021-03-02T11:00:00+06:00",
+        "timezone": "Asia/Almaty",
+        "moratorium_window": ["2020-01-01", "2023-01-01"],
+        "business_size": "micro",
+        "inspection_kind": "unscheduled",
+        "basis": "routine",
+        "authority": "AUTH",
+        "inspector": "INSP",
+    },
     "event_ids": ["in-1"],
+    "finding_id": "f" * 32,
+    "supersedes": None,
+    "status": "open",
+    "schema_version": ALERT_SCHEMA_VERSION,
 }
 
 
@@ -283,6 +310,10 @@ ALERT = {
         ({"entity": ""}, False),
         ({"ts": "2021-03-02T05:00:00"}, False),
         ({"evidence": []}, False),
+        ({"status": "escalated", "supersedes": "b" * 32}, True),
+        ({"status": "closed"}, False),
+        ({"supersedes": 7}, False),
+        ({"schema_version": "2"}, False),
     ],
 )
 def test_alert_schema_and_decode_alert_agree(change: dict[str, Any], valid: bool):
@@ -309,7 +340,16 @@ def test_make_alert_output_validates():
         severity="warning",
         score=3.0,  # clamped into [0, 1]
         reasons=["wages for 2021-02 unpaid"],
-        evidence={"unpaid": 100.0},
+        evidence={  # $defs/evidence_salary_arrears
+            "period": "2021-02",
+            "due_date": "2021-03-10",
+            "unpaid_employees": 1,
+            "accrued_employees": 3,
+            "owed_tenge": 100.0,
+            "arrears_since_period": "2021-02",
+            "periods_missed": ["2021-02"],
+            "tolerance_tenge": 1.0,
+        },
         event_ids=[f"e{i}" for i in range(150)],  # only the last 100 kept
     )
     doc = json.loads(encode_alert(alert))
@@ -317,3 +357,12 @@ def test_make_alert_output_validates():
     assert doc["score"] == 1.0
     assert doc["event_ids"] == [f"e{i}" for i in range(50, 150)]
     assert (doc["domain"], doc["entity_type"]) == ("payroll", "employer")
+
+
+def test_a_version_1_alert_still_decodes_as_its_own_open_finding():
+    """Compatible evolution: alert files written before schema 2 still read."""
+    old = {k: v for k, v in ALERT.items() if k not in FINDING_FIELDS}
+    alert = decode_alert(json.dumps(old).encode())
+    assert (alert.status, alert.supersedes, alert.schema_version) == ("open", None, 1)
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        VALIDATORS["alerts"](old)  # what Kuzet publishes now always carries them

@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from detectors.base import make_alert
@@ -321,3 +322,13 @@ def test_bad_truth_is_refused_with_the_reason(document: bytes):
 def test_missing_truth_file(tmp_path: Path):
     with pytest.raises(TruthError, match="cannot read truth file"):
         load_truth(tmp_path / "nope.json")
+
+
+def test_a_resolved_alert_is_no_detection_and_no_part_of_the_budget():
+    raised = alert("mass_layoff", "E-1", 10.0)
+    ended = msgspec.structs.replace(
+        alert("mass_layoff", "E-9", 5.0), status="resolved", alert_id="r" * 32
+    )
+    tally = AlertTally.from_alerts([raised, ended])
+    assert tally.counts["mass_layoff"] == 1
+    assert set(tally.first["mass_layoff"]) == {"E-1"}  # E-9 only ended, never alerted
