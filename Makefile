@@ -61,10 +61,12 @@ demo: setup
 
 # Every test: lint, compose file against the compose spec, unit, processor and
 # integration tests (the latter against the real local broker; they fail, not
-# skip, when it is missing).
+# skip, when it is missing). helm is built into .tools/bin first, when missing, for
+# tests/deploy/test_helm.py (scripts/check-helm.sh).
 test: setup lint
 	$(PY) scripts/versions.py
 	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	scripts/check-helm.sh --install
 	KUZET_REQUIRE_BROKER=1 scripts/with-kafka.sh $(PY) -m pytest
 
 kafka-up:
@@ -81,4 +83,4 @@ bench: setup
 
 clean:
 	$(KAFKA) reset || true
-	rm -rf $(VENV) $(TOOLS) .kuzet .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(TOOLS) .tools .kuzet .pytest_cache .ruff_cache .hypothesis *.egg-info
