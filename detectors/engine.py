@@ -15,6 +15,10 @@ For every accepted event the engine, in this order:
    entity they are about does), unless a detector failed on the event: an
    event that could not be taken never moves the clock.
 
+Before all of it, an event at or past the time of a rules change the partition
+has not applied yet (:mod:`detectors.live_rules`; one comparison an event) makes
+the partition apply it: new parameters on its detectors, kinds switched off or on.
+
 Events too far ahead of their partition's time never get here: the processor
 dead-letters them first (``future_ts``, :mod:`streams.processor`).
 
@@ -40,17 +44,23 @@ the same input in the same order gives the same alerts with the same ids.
 from __future__ import annotations
 
 import heapq
+import logging
 import pickle
 import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from detectors.base import Context, Detector
+from detectors.base import Bounded, Context, Detector
 from detectors.errors import KuzetError
 from detectors.events import LANES, Alert
+from detectors.live_rules import RulesChange, Timeline
+from detectors.rules import FIXED_LIVE, PARAMS, Rules
+
+logger = logging.getLogger(__name__)
 
 # Outcomes of one event; they are also the ``outcome`` label of the metrics.
 OK = "ok"
@@ -192,8 +202,24 @@ class Partition:
     a worker holds or in what order it reads them.
     """
 
-    def __init__(self, detectors: list[Detector], dedup_max_ids: int) -> None:
+    def __init__(
+        self,
+        detectors: list[Detector],
+        dedup_max_ids: int,
+        lane: str = "",
+        number: int = 0,
+        rules: Rules | None = None,
+    ) -> None:
         self.detectors = detectors
+        self.lane, self.number = lane, number
+        #: The rules this partition's detectors run by (None: no rules: every detector
+        #: runs as given); :meth:`_follow_rules` moves them along the engine's timeline.
+        self.rules = rules
+        #: The event time at which to look at the timeline again: an event at or past
+        #: it applies what changed first (-inf: at the next event; inf: never).
+        self.next_at = float("-inf") if rules is not None else float("inf")
+        self.running = self._running()
+        self.owner: Engine | None = None  # the engine, for its timeline (not pickled)
         self.dedup = Deduplicator(dedup_max_ids)
         self.dedup_expired_to = float("-inf")
         self.max_ts = float("-inf")
@@ -211,14 +237,90 @@ class Partition:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["ctx"]  # holds a bound method; rebuilt on restore
+        state.pop("owner", None)  # the engine that adopts it sets its own
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.owner = None
         self.ctx = Context(self.schedule)
+
+    # -- rules changed live (detectors.live_rules) ------------------------------------
+
+    def _running(self) -> list[tuple[int, Detector]]:
+        """(index, detector) of the detectors the rules leave switched on."""
+        rules = self.rules
+        return [
+            (index, detector)
+            for index, detector in enumerate(self.detectors)
+            if rules is None or detector.kind not in PARAMS or rules.kind(detector.kind).enabled
+        ]
+
+    def _follow_rules(self, ts: float) -> None:
+        """Apply the step of the engine's timeline in force at ``ts`` if it is not yet.
+
+        Called before judging an event at or past :attr:`next_at`. A step whose
+        time this partition had already passed (it became known late: published
+        after its time, or a restart with another rules file) applies now, from
+        this event, and says so.
+        """
+        owner = self.owner
+        if owner is None or owner.timeline is None:
+            self.next_at = float("inf")
+            return
+        timeline = owner.timeline
+        index = timeline.index(max(ts, self.max_ts))
+        step = timeline.steps[index]
+        self.next_at = timeline.next_at(index)
+        if step.rules == self.rules:
+            return
+        where = f"{self.lane}[{self.number}]"
+        what = ", ".join(step.names) or "the rules file"
+        if self.rules is None:
+            logger.info("%s: saved state set to the rules in force (%s)", where, what)
+        elif step.at <= self.max_ts:
+            logger.warning(
+                "%s: rules change %s applied late, from event time %s: the partition had "
+                "judged events up to %s before it was known",
+                where,
+                what,
+                _iso(ts),
+                _iso(self.max_ts),
+            )
+        else:
+            logger.info("%s: rules change %s applied from event time %s", where, what, _iso(ts))
+        self._apply(step.rules, owner)
+
+    def _apply(self, rules: Rules, owner: Engine) -> None:
+        """Run by ``rules`` from now on: new parameters on the live detectors (their
+        learned state stays); a kind switched off is no longer called, its timers go
+        and its state is dropped (switched on again, it starts afresh)."""
+        before = self.rules
+        on = {detector.kind for _, detector in self.running}
+        here = {detector.kind for detector in self.detectors}
+        for kind in owner.lane_kinds(self.lane):  # state saved without a kind: add it
+            if kind not in here:
+                self.detectors.append(owner.fresh(self.lane, kind, self.detectors))
+                before = None
+        for index, detector in enumerate(self.detectors):
+            kind = detector.kind
+            if kind not in PARAMS:
+                continue
+            wanted = rules.kind(kind)
+            if kind in on and not wanted.enabled:
+                self.timers = [t for t in self.timers if t[2] != index]
+                heapq.heapify(self.timers)
+                detector = self.detectors[index] = owner.fresh(self.lane, kind, self.detectors)
+                _retune(detector, wanted.params)
+            elif before is None or before.kind(kind).params != wanted.params:
+                _retune(detector, wanted.params)
+        self.rules = rules
+        self.running = self._running()
 
     def process(self, event: Any, allowed_lateness: float) -> Result:
         ts = event.ts.timestamp()
+        if ts >= self.next_at:  # a rules change is due (rare): apply it first
+            self._follow_rules(ts)
         seen = self.dedup.add(event.event_id, ts, fingerprint(event))
         if seen is not _NEW:
             return Result(seen, _NO_ALERTS, _NO_FAILURES)
@@ -230,7 +332,7 @@ class Partition:
         ctx = self.ctx
         ctx.ts = ts
         ctx.watermark = self.max_ts - allowed_lateness
-        for index, detector in enumerate(self.detectors):
+        for index, detector in self.running:
             self.current = index
             try:
                 found = detector.update(event, ctx)
@@ -279,6 +381,20 @@ class Partition:
         return fired
 
 
+def _retune(detector: Detector, params: Any) -> None:
+    """Set new parameters on a live detector: they are attributes of the same names."""
+    kind = detector.kind
+    for name, value in vars(params).items():
+        if (kind, name) not in FIXED_LIVE:  # never changed live (rules.overlay refuses)
+            setattr(detector, name, value)
+
+
+def _iso(ts: float) -> str:
+    if ts == float("-inf"):
+        return "(none)"
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
 def lane_of(detector: Detector) -> str:
     """The lane a detector reads: its stream, or its stream regrouped (``Detector.lane``)."""
     return getattr(detector, "lane", None) or detector.stream
@@ -299,6 +415,11 @@ class Engine:
         future_skew: per stream, seconds an event may lie ahead of the newest
             event of its input partition (:data:`DEFAULT_FUTURE_SKEW`); the
             processor dead-letters one further ahead (``future_ts``).
+        rules: the rules the detectors were built by (:func:`detectors.registry.build_engine`
+            builds every kind, and these say which run); None: every detector runs
+            as given, and no change applies.
+        changes: rules changes, each from its event time on (:mod:`detectors.live_rules`;
+            :meth:`set_changes` replaces them while the engine runs).
     """
 
     def __init__(
@@ -308,8 +429,12 @@ class Engine:
         allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
         dedup_max_ids: int = DEFAULT_DEDUP_MAX_IDS,
         future_skew: Mapping[str, float] | None = None,
+        rules: Rules | None = None,
+        changes: Iterable[RulesChange] = (),
     ) -> None:
         self.allowed_lateness = float(allowed_lateness)
+        #: The rules in force at each event time (None: the engine runs no rules).
+        self.timeline = Timeline(rules, changes) if rules is not None else None
         self.future_skew = dict(DEFAULT_FUTURE_SKEW)
         self.future_skew.update(future_skew or {})
         self.dedup_max_ids = dedup_max_ids
@@ -332,9 +457,23 @@ class Engine:
         self._handed_out: set[str] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for partition in self._partitions.values():  # restored whole: they are ours
+            partition.owner = self
+
     def lanes(self) -> list[str]:
-        """The lanes some detector reads."""
+        """The lanes some detector reads (switched on or not)."""
         return [lane for lane, dets in self._prototypes.items() if dets]
+
+    def enabled_kinds(self, at: float = float("-inf")) -> list[str]:
+        """The kinds that run at event time ``at`` (by default: by the rules file)."""
+        rules = self.timeline.rules_at(at) if self.timeline is not None else None
+        return [
+            d.kind
+            for d in self.detectors
+            if rules is None or d.kind not in PARAMS or rules.kind(d.kind).enabled
+        ]
 
     def partition(self, lane: str, partition: int) -> Partition:
         """The state of one partition of a lane, created empty on first use."""
@@ -345,8 +484,51 @@ class Engine:
             else:
                 detectors = self._prototypes[lane]
                 self._handed_out.add(lane)
-            state = self._partitions[lane, partition] = Partition(detectors, self.dedup_max_ids)
+            base = self.timeline.base if self.timeline is not None else None
+            state = Partition(detectors, self.dedup_max_ids, lane, partition, base)
+            state.owner = self
+            self._partitions[lane, partition] = state
         return state
+
+    # -- rules changed live -------------------------------------------------------
+
+    def set_changes(self, changes: Iterable[RulesChange]) -> Timeline:
+        """Run by ``changes`` from now on (all of them: they replace the earlier set).
+
+        Each partition looks at the new timeline before its next event; a change
+        whose time it has already passed applies from that event (and is logged
+        as late). Returns the timeline, whose ``verdicts`` say which were refused.
+        """
+        if self.timeline is None:
+            raise KuzetError("this engine runs no rules (built without them): nothing to change")
+        self.timeline = Timeline(self.timeline.base, changes)
+        for state in self._partitions.values():
+            state.next_at = float("-inf")
+        return self.timeline
+
+    def lane_kinds(self, lane: str) -> list[str]:
+        """The kinds of a lane's detectors, in their order."""
+        return [detector.kind for detector in self._prototypes[lane]]
+
+    def fresh(self, lane: str, kind: str, live: Sequence[Detector]) -> Detector:
+        """A new detector of ``kind`` for a partition whose detectors are ``live``.
+
+        What the lane's detectors share (a :class:`~detectors.base.Bounded` memory,
+        like the payments detectors' payer ledger) is taken from ``live``.
+        """
+        blank = pickle.loads(self._blank[lane])
+        [made] = [detector for detector in blank if detector.kind == kind]
+        by_kind = {detector.kind: detector for detector in live}
+        for name, value in vars(made).items():
+            if not isinstance(value, Bounded):
+                continue
+            for other in blank:
+                if other is not made and getattr(other, name, None) is value:
+                    source = by_kind.get(other.kind)
+                    if source is not None:
+                        setattr(made, name, getattr(source, name))
+                        break
+        return made
 
     def partitions(self) -> list[tuple[str, int]]:
         return sorted(self._partitions)
@@ -415,7 +597,14 @@ class Engine:
         return pickle.dumps(self.partition(lane, partition), protocol=pickle.HIGHEST_PROTOCOL)
 
     def adopt_partition(self, lane: str, partition: int, state: Partition) -> None:
-        """Run one partition from ``state`` (restored by the caller) from now on."""
+        """Run one partition from ``state`` (restored by the caller) from now on.
+
+        Before its next event it takes the rules in force (:meth:`set_changes`).
+        """
+        state.owner = self
+        state.lane, state.number = lane, partition
+        if self.timeline is not None:
+            state.next_at = float("-inf")
         self._partitions[lane, partition] = state
 
     def drop_partition(self, lane: str, partition: int) -> None:

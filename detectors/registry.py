@@ -6,7 +6,7 @@ both call :func:`build_engine`, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from detectors.engine import (
 from detectors.inspections.inspector_anomaly import InspectorAnomaly
 from detectors.inspections.moratorium_violation import DEFAULT_TIMEZONE, MoratoriumViolation
 from detectors.inspections.repeat_inspection import RepeatInspection
+from detectors.live_rules import RulesChange
 from detectors.payments.ledger import Payers
 from detectors.payments.mule_account import MuleAccount
 from detectors.payments.payment_anomaly import PaymentAnomaly
@@ -46,11 +47,15 @@ class DetectionConfig:
     rules: Rules = field(default_factory=Rules)
 
 
-def build_engine(config: DetectionConfig | None = None) -> Engine:
+def build_engine(
+    config: DetectionConfig | None = None, changes: Iterable[RulesChange] = ()
+) -> Engine:
     """An engine running every shipped detector the rules leave enabled.
 
     Each detector is built from its kind's parameter object in the rules file
-    (:mod:`detectors.rules`); a kind with ``enabled = false`` is not built.
+    (:mod:`detectors.rules`). Every kind is built, and one with ``enabled =
+    false`` is not run, so that a rules change (``changes``, or later
+    :meth:`Engine.set_changes`: :mod:`detectors.live_rules`) can switch it on.
     """
     config = config or DetectionConfig()
     rules, timezone = config.rules, config.timezone
@@ -70,9 +75,7 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
         "inspector_anomaly": lambda p: InspectorAnomaly(moratorium, timezone=timezone, **asdict(p)),
     }
     assert list(makers) == list(PARAMS), "a kind without a maker, or one out of order"
-    detectors = [
-        make(rules.kind(name).params) for name, make in makers.items() if rules.kind(name).enabled
-    ]
+    detectors = [make(rules.kind(name).params) for name, make in makers.items()]
     if config.max_entities is not None:
         for bounded in (*detectors, payers):
             bounded.max_entities = config.max_entities
@@ -81,4 +84,6 @@ def build_engine(config: DetectionConfig | None = None) -> Engine:
         allowed_lateness=config.allowed_lateness,
         dedup_max_ids=config.dedup_max_ids,
         future_skew=config.future_skew,
+        rules=rules,
+        changes=changes,
     )

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from importlib import resources
 from typing import Any, Generic, TypeVar
@@ -239,10 +239,82 @@ def default_rules_text() -> str:
 
 def parse_rules(text: str, source: str = "rules.toml") -> Rules:
     """Parse and validate a rules file; tables and keys left out keep their defaults."""
+    return rules_from_table(_toml(text, source), source)
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+
+
+#: Parameters a live change may not alter (:func:`overlay`): the detector built
+#: something from them when it was made, which a new value would not rebuild.
+#: They change with the rules file and a new app id (README, "Changing rules live").
+FIXED_LIVE = {
+    ("payment_anomaly", "q"): "its learned quantile estimator is built for one quantile",
+    ("payment_anomaly", "seed"): "its model's trees were drawn with this seed",
+    ("salary_arrears", "due_day"): "the deadlines of open pay periods are already scheduled",
+}
+
+
+def rules_table(rules: Rules) -> dict[str, Any]:
+    """``rules`` as the tables of a rules file (what :func:`parse_rules` reads back).
+
+    >>> rules_from_table(rules_table(Rules())) == Rules()
+    True
+    """
+    moratorium = rules.moratorium
+    table: dict[str, Any] = {
+        "moratorium": {
+            "covered_sizes": sorted(moratorium.sizes),
+            "exempt_bases": sorted(moratorium.exempt_bases),
+            "windows": [{"start": start, "end": end} for start, end in moratorium.windows],
+        }
+    }
+    for name in PARAMS:
+        kind = rules.kind(name)
+        table[name] = {"enabled": kind.enabled, **asdict(kind.params)}
+    return table
+
+
+def overlay(rules: Rules, text: str, source: str = "rules change") -> Rules:
+    """``rules`` with the tables of ``text`` laid over them, validated as a whole.
+
+    ``text`` is a rules file, usually partial: the keys it names replace those
+    of ``rules``, the rest stay. A live change may not touch ``[moratorium]``
+    nor the parameters in :data:`FIXED_LIVE` (restating their value is fine).
+
+    >>> raised = overlay(Rules(), "[mule_account]\\nmin_payers = 5")
+    >>> raised.mule_account.params.min_payers, raised.pyramid_scheme == Rules().pyramid_scheme
+    (5, True)
+    >>> overlay(raised, "[mule_account]\\nenabled = false").mule_account.params.min_payers
+    5
+    """
+    data = _toml(text, source)
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{source}: {key}: {problem}")
+
+    _only(data, set(PARAMS), "", fail)  # [moratorium] too: it is no kind's table
+    merged = rules_table(rules)
+    for name, table in data.items():
+        _only(table, {*(f.name for f in fields(PARAMS[name])), "enabled"}, name + ".", fail)
+        for key, value in table.items():
+            why = FIXED_LIVE.get((name, key))
+            if why is not None and value != merged[name][key]:
+                raise fail(
+                    f"{name}.{key}",
+                    f"cannot change while the worker runs ({why}); change it in the rules "
+                    "file and start a new app id",
+                )
+        merged[name].update(table)
+    return rules_from_table(merged, source)
+
+
+def rules_from_table(data: dict[str, Any], source: str = "rules.toml") -> Rules:
+    """Validate the tables of a rules file (parsed TOML) into :class:`Rules`."""
 
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{source}: {key}: {problem}")

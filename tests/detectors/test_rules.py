@@ -77,14 +77,19 @@ def test_a_bad_value_is_refused_naming_the_table_and_key(text, expected):
     assert expected in str(error.value)
 
 
-def test_a_kind_switched_off_is_not_built():
+def test_a_kind_switched_off_is_built_but_not_run():
+    # Built, so that a rules change can switch it on (detectors/live_rules.py).
     rules = parse_rules("[payment_anomaly]\nenabled = false\n[inspector_anomaly]\nenabled = false")
     assert rules.payment_anomaly == KindRules(Rules().payment_anomaly.params, enabled=False)
-    kinds = [d.kind for d in build_engine(DetectionConfig(rules=rules)).detectors]
-    assert kinds == [k for k in PARAMS if k not in {"payment_anomaly", "inspector_anomaly"}]
+    engine = build_engine(DetectionConfig(rules=rules))
+    assert [d.kind for d in engine.detectors] == list(PARAMS)
+    assert engine.enabled_kinds() == [
+        k for k in PARAMS if k not in {"payment_anomaly", "inspector_anomaly"}
+    ]
 
 
 def test_every_kind_switched_off_leaves_an_engine_that_judges_nothing():
     off = "\n".join(f"[{kind}]\nenabled = false" for kind in PARAMS)
     engine = build_engine(DetectionConfig(rules=parse_rules(off)))
-    assert engine.detectors == [] and engine.lanes() == []
+    assert engine.enabled_kinds() == []
+    assert all(not engine.partition(lane, 0).running for lane in engine.lanes())

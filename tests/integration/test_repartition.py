@@ -261,6 +261,7 @@ async def test_internal_topics_get_their_inputs_partitions_or_are_refused(
             f"{prefix}made-payments-by-account": 3,
             f"{prefix}made-inspections-by-authority": 2,
             f"{prefix}made-state": 3,  # as the widest input
+            f"{prefix}made-rules": 1,  # one partition: every worker reads one order
         }
         [described] = await admin.describe_configs(
             [
@@ -290,6 +291,7 @@ def wanted(settings: Settings) -> list[str]:
         settings.by_account_topic,
         settings.by_authority_topic,
         settings.state_topic,
+        settings.rules_topic,
     ]
 
 
