@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install Debian's `prometheus` and `prometheus-alertmanager` packages (they
 # provide prometheus, promtool, prometheus-alertmanager and amtool, which the
-# deploy/ tests and the end-to-end observability test run) when any is missing.
+# deploy/ tests and the end-to-end observability test run) when any is missing,
+# and Debian's `kcat`, which the README's consumer example uses (its test runs it).
 #
 # The packages start system services on install: Prometheus on 9090 and
 # Alertmanager on 9093 (plus gossip on 9094), the ports of the local Kafka
@@ -10,7 +11,7 @@
 # stopped and disabled: the tests start their own instances on free ports.
 set -euo pipefail
 
-tools=(prometheus promtool prometheus-alertmanager amtool)
+tools=(prometheus promtool prometheus-alertmanager amtool kcat)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing=1
@@ -30,10 +31,10 @@ fi
 cleanup() { if [ -n "$added" ]; then $sudo rm -f "$policy"; fi; }
 trap cleanup EXIT
 
-echo "== installing Debian packages prometheus and prometheus-alertmanager (services left stopped)"
+echo "== installing Debian packages prometheus, prometheus-alertmanager (services left stopped) and kcat"
 $sudo apt-get update -q
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  prometheus prometheus-alertmanager
+  prometheus prometheus-alertmanager kcat
 
 # Whatever started anyway (an init that ignores policy-rc.d) is stopped, and kept
 # from starting at boot.

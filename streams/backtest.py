@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from detectors.baselines import build_baseline_engine
 from detectors.engine import Engine
 from detectors.errors import KuzetError
 from detectors.events import BY_AUTHORITY, STREAMS, Alert
+from detectors.live_rules import RulesChange
 from detectors.registry import DetectionConfig, build_engine
 from streams.codec import InvalidEvent, decode_alert, encode_alert
 from streams.processor import INVALID, BatchOutput, DeadLetter, Processor, Source
@@ -58,6 +59,7 @@ class BacktestSummary:
     rejects: Counter[str] = field(default_factory=Counter)  # by category
     examples: list[str] = field(default_factory=list)
     alerts: Counter[str] = field(default_factory=Counter)  # by kind
+    resolved: Counter[str] = field(default_factory=Counter)  # of them, resolved alerts
     seconds: float = 0.0
     events: Counter[str] = field(default_factory=Counter)  # accepted, by stream
     tally: AlertTally = field(default_factory=AlertTally)
@@ -87,7 +89,8 @@ class BacktestSummary:
         lines.extend(f"    {example}" for example in self.examples)
         lines.append(f"alerts      {sum(self.alerts.values()):>12,}")
         for kind, count in sorted(self.alerts.items()):
-            lines.append(f"  {kind:<22} {count:>8,}")
+            ended = self.resolved[kind]
+            lines.append(f"  {kind:<22} {count:>8,}" + (f"  ({ended:,} resolved)" if ended else ""))
         if self.baseline is not None:
             lines.append(f"baseline alerts {sum(self.baseline.counts.values()):>8,}")
         lines.append(
@@ -106,6 +109,7 @@ def run_backtest(
     progress: bool = True,
     partitions: int = 1,
     jobs: int = 1,
+    changes: Sequence[RulesChange] = (),
 ) -> BacktestSummary:
     """Run every detector over ``input_path``; write alerts to ``out_path``.
 
@@ -114,7 +118,9 @@ def run_backtest(
     and judges each partition with its own state, exactly as the live worker
     does; ``jobs`` runs the partitions in that many processes. ``baseline``
     also runs the naive baselines (for the scorecard); ``progress`` draws a
-    bar on stderr when it is a terminal.
+    bar on stderr when it is a terminal. ``changes`` are rules changes, each
+    applied from its event time on, as the worker applies those of its rules
+    topic (:mod:`streams.rules_feed`).
 
     Alerts are written in event-time order (then kind, entity and id), so the
     file is the same for any ``jobs``.
@@ -123,7 +129,7 @@ def run_backtest(
         raise KuzetError("--partitions and --jobs must be at least 1")
     jobs = min(jobs, partitions)
     started = time.perf_counter()
-    plan = _Plan(input_path, config, partitions, jobs, baseline)
+    plan = _Plan(input_path, config, partitions, jobs, baseline, tuple(changes))
     if jobs == 1:
         parts = [plan.run(0, progress)]
     else:
@@ -148,6 +154,8 @@ def run_backtest(
         for alert in alerts:
             alerts_file.write(encode_alert(alert) + b"\n")
             summary.alerts[alert.kind] += 1
+            if alert.status == "resolved":
+                summary.resolved[alert.kind] += 1
             summary.tally.add(alert)
     letters.sort()
     for line, category, reason in letters:
@@ -191,11 +199,12 @@ class _Plan:
     partitions: int
     jobs: int
     baseline: bool
+    changes: tuple[RulesChange, ...] = ()
 
     def run(self, job: int, progress: bool) -> _Part:
         part = _Part()
         n, jobs, name = self.partitions, self.jobs, str(self.path)
-        processor = Processor(build_engine(self.config))
+        processor = Processor(build_engine(self.config, self.changes))
         # Each event the detectors accepted, counted per stream and handed to the naive
         # baselines (a payment once, as itself, not as a half).
         accepted: list[tuple[str, int, Any]] = []

@@ -34,17 +34,15 @@ def _worker_command(parser: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         import asyncio
-        import logging
 
+        from streams.logs import configure_logging
         from streams.state import require_state_key
         from streams.topics import ensure_topics
         from streams.worker import run_worker
 
         require_state_key(settings)  # before anything touches Kafka
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(settings.log_level, settings.log_format)
+        settings.warn_unknown_variables()
         layout = asyncio.run(ensure_topics(settings))
         if args.from_beginning or args.from_time:
             from streams.offsets import start_reprocessing
@@ -92,6 +90,14 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
         metavar="FILE",
         help="also write the scorecard as JSON (needs --truth)",
     )
+    parser.add_argument(
+        "--rules-changes",
+        type=Path,
+        metavar="FILE",
+        help="apply these rules changes, each from its event time, as workers apply the rules "
+        'topic\'s (JSON Lines of {"key": NAME, "value": {"effective", "rules"}}: '
+        "`kuzet rules show --jsonl` writes one)",
+    )
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         import json
@@ -106,6 +112,18 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
             print("kuzet: --scorecard-json needs --truth TRUTH.json", file=sys.stderr)
             return 2
         truth = load_truth(args.truth) if args.truth else None  # a bad file fails before the run
+        changes = []
+        if args.rules_changes:
+            from streams.rules_feed import changes_from_file
+
+            changes, timeline, refused = changes_from_file(
+                args.rules_changes, settings.detection.rules
+            )
+            for name, reason in sorted(refused.items()):
+                print(f"kuzet: rules change {name} refused: {reason}", file=sys.stderr)
+            applied = [c for c in timeline.changes if timeline.verdicts[c.name].applied]
+            for change in applied:
+                print(f"rules change {change.name} applies from {change.written}", file=sys.stderr)
         summary = run_backtest(
             args.input,
             args.out,
@@ -114,6 +132,7 @@ def _backtest_command(parser: argparse.ArgumentParser) -> Handler:
             baseline=truth is not None,
             partitions=args.partitions,
             jobs=args.jobs,
+            changes=changes,
         )
         print(summary.render())
         if truth is not None:
@@ -162,6 +181,43 @@ def _capture_command(parser: argparse.ArgumentParser) -> Handler:
         from streams.capture import capture_to_file
 
         return capture_to_file(args.out, settings, args.from_time, args.follow)
+
+    return run
+
+
+def _findings_command(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--kind", help="only this kind")
+    parser.add_argument("--severity", help="only this severity (info, warning, critical)")
+    parser.add_argument("--status", help="only findings in this state (open, escalated, resolved)")
+    parser.add_argument("--entity", help="only this account, employer, business or inspector")
+    parser.add_argument(
+        "--since", metavar="RFC3339", help="only findings whose latest step is at/after this time"
+    )
+    parser.add_argument("--limit", type=int, help="at most this many (default: all)")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="an aligned table (default: JSON Lines, one alert each)",
+    )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="every step of each finding (open, escalated, resolved) still on the topic, "
+        "not only its latest",
+    )
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from streams.findings import findings_command
+
+        filters = {
+            "kind": args.kind,
+            "severity": args.severity,
+            "status": args.status,
+            "entity": args.entity,
+            "since": args.since,
+            "limit": args.limit if args.limit is not None else 10**9,
+        }
+        return findings_command(settings, filters, args.table, args.history)
 
     return run
 
@@ -285,6 +341,65 @@ def _worlds_command(parser: argparse.ArgumentParser) -> Handler:
     return run
 
 
+def _rules_command(parser: argparse.ArgumentParser) -> Handler:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    put = actions.add_parser(
+        "set",
+        help="publish a rules change: FILE (a rules file, usually partial) laid over the "
+        "rules in force from event time --at on, on every worker; validated first",
+    )
+    put.add_argument("file", type=Path, metavar="FILE.toml")
+    put.add_argument("--at", required=True, metavar="RFC3339", help="event time it holds from")
+    put.add_argument("--name", help="the change's name (default: the file's name and --at)")
+    put.add_argument("--note", default="", help="why, for the log and `kuzet rules show`")
+    put.add_argument(
+        "--check", action="store_true", help="validate against the topic's changes; publish nothing"
+    )
+    show = actions.add_parser("show", help="list the changes on the rules topic and their verdicts")
+    show.add_argument(
+        "--jsonl", action="store_true", help="print them as a file for backtest --rules-changes"
+    )
+    withdraw = actions.add_parser("withdraw", help="withdraw a change by its name")
+    withdraw.add_argument("name")
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        import asyncio
+
+        from streams import rules_feed
+
+        raw = asyncio.run(rules_feed.read_topic(settings))
+        if args.action == "show":
+            out = rules_feed.jsonl(raw) if args.jsonl else rules_feed.render(settings, raw) + "\n"
+            sys.stdout.write(out)
+            return 0
+        if args.action == "withdraw":
+            if args.name not in raw:
+                print(
+                    f"kuzet: no rules change {args.name!r} on {settings.rules_topic}",
+                    file=sys.stderr,
+                )
+                return 2
+            asyncio.run(rules_feed.publish(settings, args.name, None))
+            print(f"withdrew rules change {args.name}")
+            return 0
+        try:
+            text = args.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"kuzet: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        name = args.name or f"{args.file.stem}@{args.at}"
+        value = rules_feed.change_value(args.at, text, args.note)
+        rules_feed.check_new(settings, raw, name, value)  # ConfigError: refused, nothing sent
+        if args.check:
+            print(f"rules change {name} is valid (not published: --check)")
+            return 0
+        asyncio.run(rules_feed.publish(settings, name, value))
+        print(f"published rules change {name} to {settings.rules_topic}: from {args.at}")
+        return 0
+
+    return run
+
+
 #: (name, help, declares arguments and returns the handler), in help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = [
     ("worker", "consume the input topics, publish alerts, serve metrics", _worker_command),
@@ -301,6 +416,12 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = 
     ),
     ("replay", "publish a historical stream file into the input topics", _replay_command),
     ("capture", "write what is on the input topics to a historical stream file", _capture_command),
+    ("rules", "change rules on running workers: set, show, withdraw", _rules_command),
+    (
+        "findings",
+        "print every finding as it stands now (its latest alert), from the findings topic",
+        _findings_command,
+    ),
 ]
 
 

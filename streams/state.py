@@ -80,7 +80,9 @@ logger = logging.getLogger(__name__)
 #: Format of a save: the pickled :class:`TaskState` inside the chunks, and the manifest.
 #: 2: the manifest is signed (``key_id``, ``mac``) and carries this number; 1 (no
 #: ``version`` in the manifest) was unsigned and is never read.
-STATE_VERSION = 2
+#: 3: detectors remember what a finding still owes or when it ends (findings' life) and
+#: partitions the rules changes applied; a save of 2 is refused like any other version.
+STATE_VERSION = 3
 #: Largest chunk: well under the broker's default message.max.bytes (1 MiB).
 CHUNK_BYTES = 512 * 1024
 

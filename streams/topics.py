@@ -6,12 +6,16 @@ group the worker looks up every topic it needs:
 
 - the input topics must exist (producers own them);
 - the alerts topic and each ``<input>.dlq`` are created when missing, with the
-  partitions of the input they serve (alerts: the payments topic's);
+  partitions of the input they serve (alerts: the payments topic's), and so is
+  the compacted findings topic (``findings``, :mod:`streams.findings`), with
+  the alerts topic's partitions;
 - the internal topics of the group are created when missing: one per
   regrouping (``<app id>-payments-by-account``, ``<app id>-inspections-by-authority``)
   with the partitions of the stream regrouped, and the compacted state topic
   (``<app id>-state``, :mod:`streams.state`) with as many partitions as the
-  largest input topic. An internal topic with another partition count is refused.
+  largest input topic, and the compacted rules topic (``<app id>-rules``,
+  :mod:`streams.rules_feed`) of one partition. An internal topic with another
+  partition count is refused.
 
 A topic it may not create is refused by name, saying which right is missing.
 """
@@ -48,6 +52,20 @@ STATE_TOPIC_CONFIG = {
     "delete.retention.ms": str(60 * 60 * 1000),
 }
 
+#: The findings topic keeps the latest alert of each finding (its key, ``finding_id``):
+#: a table of findings, as Kafka Streams keeps a KTable, read whole by ``/alerts`` and
+#: ``kuzet findings``. Every step stays for 7 days before compaction may drop it
+#: (``kuzet findings --history``); the alerts topic keeps every step for its retention.
+FINDINGS_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "min.compaction.lag.ms": str(7 * 24 * 3600 * 1000),
+    "segment.ms": str(24 * 3600 * 1000),
+}
+
+#: The rules topic keeps the newest version of each change (by name); one partition, so
+#: every worker reads the changes in one order (streams/rules_feed.py).
+RULES_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+
 #: Largest record the internal regrouped topics take: an envelope holding one
 #: event near the contract's 1 MiB, with its framing (the broker default is 1 MiB).
 INTERNAL_MAX_BYTES = 2 * 1024 * 1024
@@ -82,12 +100,14 @@ async def ensure_topics(settings: Settings) -> Layout:
         replicas = max(existing[settings.topic(s)][1] for s in STREAMS)
         wanted: list[tuple[str, int, dict[str, str], bool]] = [
             (settings.alerts_topic, inputs["payments"], {}, False),
+            (settings.findings_topic, inputs["payments"], FINDINGS_TOPIC_CONFIG, False),
             *((settings.dlq_topic(s), inputs[s], {}, False) for s in STREAMS),
             *(
                 (settings.regroup_topic(r.name), inputs[r.stream], REGROUP_TOPIC_CONFIG, True)
                 for r in REGROUPS
             ),
             (settings.state_topic, max(inputs.values()), STATE_TOPIC_CONFIG, True),
+            (settings.rules_topic, 1, RULES_TOPIC_CONFIG, True),
         ]
         created = []
         for name, partitions, config, internal in wanted:

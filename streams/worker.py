@@ -43,7 +43,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -59,10 +59,10 @@ from detectors.errors import KuzetError
 from detectors.events import STREAMS
 from detectors.registry import build_engine
 from streams.codec import encode_alert
+from streams.findings import ALERT_HEADERS, FindingsTable, QueryError, follow, parse_query, to_json
 from streams.metrics import Metrics
 from streams.offsets import client_kwargs
 from streams.processor import BatchOutput, Processor, Shipment, Source
-from streams.recent import QueryError, RecentAlerts, parse_query
 from streams.regroup import (
     DONE,
     ENVELOPE_HEADERS,
@@ -73,6 +73,7 @@ from streams.regroup import (
     Regroup,
     encode_envelopes,
 )
+from streams.rules_feed import RulesWatch
 from streams.settings import Settings
 from streams.state import StateStore, TaskState, dump, off_the_loop, require_state_key
 from streams.topics import INTERNAL_MAX_BYTES, Layout
@@ -103,6 +104,9 @@ class Task:
     regroup: Regroup | None  #: set for a partition of an internal regrouped topic
     state: TaskState
     last_saved: float = 0.0  #: monotonic time of the last save
+    #: Wall time up to which all judged here is saved (kuzet_state_last_saved_timestamp_seconds):
+    #: set by each save, and by a gauge refresh that finds nothing unsaved.
+    saved_at: float = field(default_factory=time.time)
     dirty: bool = False  #: judged records since the last save
     #: The frontier last sent to the regrouped partitions (:mod:`streams.regroup`).
     frontier: float = WAIT
@@ -126,7 +130,11 @@ class Worker:
         self.engine = build_engine(settings.detection)
         self.processor = Processor(self.engine, now=time.time, clock_skew=settings.clock_skew)
         self.metrics = Metrics(registry or CollectorRegistry())
-        self.recent = RecentAlerts()
+        # Rules changes from the rules topic, read before anything is judged.
+        self.rules = RulesWatch(settings, self.engine, on_verdict=self.metrics.record_rules_change)
+        #: Every finding's latest alert, read from the findings topic (``/alerts``).
+        self.findings = FindingsTable()
+        self.findings_read = asyncio.Event()  # the topic read to its end once
         self.tasks: dict[TopicPartition, Task] = {}
         # Tasks revoked by a rebalance, kept in case the same partitions come back.
         self.parked: dict[TopicPartition, Task] = {}
@@ -181,10 +189,13 @@ class Worker:
         try:
             await self.producer.start()
             await self.consumer.start()
+            await self.rules.load()  # the rules in force, before the first record is judged
             self.consumer.subscribe(
                 [*self.input_topics, *self.regroup_topics], listener=_Listener(self)
             )
+            following = asyncio.create_task(self.rules.follow(self.lock))
             gauges = asyncio.create_task(self._refresh_gauges())
+            findings = asyncio.create_task(follow(self.settings, self.findings, self.findings_read))
             try:
                 await self._loop()
             except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
@@ -199,6 +210,8 @@ class Worker:
                 ) from exc
             finally:
                 gauges.cancel()
+                following.cancel()
+                findings.cancel()
             if self.fatal is not None:
                 raise self.fatal
             async with self.lock:
@@ -259,8 +272,6 @@ class Worker:
             state.position = position
             state.outcomes.update(out.outcomes)
             task.dirty = True
-            if out.alerts:
-                self.recent.add(out.alerts)
             lane = task.regroup.lane if task.regroup else task.stream
             # The lowest watermark of the lane's partitions this worker holds.
             self.metrics.record_batch(task.stream, out, elapsed, self.engine.watermark(lane))
@@ -313,12 +324,27 @@ class Worker:
     async def _publish(self, stream: str, out: BatchOutput, sends: list[Any]) -> None:
         assert self.producer is not None
         send = self.producer.send
-        alerts_topic = self.settings.alerts_topic
+        alerts_topic, findings_topic = self.settings.alerts_topic, self.settings.findings_topic
         for alert in out.alerts:
+            value = encode_alert(alert)
             sends.append(
                 (
                     alerts_topic,
-                    await send(alerts_topic, encode_alert(alert), key=alert.entity.encode()),
+                    await send(
+                        alerts_topic, value, key=alert.entity.encode(), headers=ALERT_HEADERS
+                    ),
+                )
+            )
+            # The findings table: the finding's latest step, keyed by its id (compacted).
+            sends.append(
+                (
+                    findings_topic,
+                    await send(
+                        findings_topic,
+                        value,
+                        key=alert.finding_id.encode(),
+                        headers=ALERT_HEADERS,
+                    ),
                 )
             )
         if out.dead_letters:
@@ -485,6 +511,7 @@ class Worker:
                 "and the worker's Write right on the state topic, then restart the worker"
             ) from exc
         task.last_saved = time.monotonic()
+        task.saved_at = time.time()
         task.dirty = False
         self.metrics.record_snapshot(len(blob), pickled, self.store.last_seconds)
 
@@ -627,21 +654,37 @@ class Worker:
             try:
                 self.metrics.record_engine(self.engine)
                 self.metrics.record_consumer_lag(self._lags())
+                self.metrics.record_regrouped_lag(self._lags(regrouped=True))
+                self.metrics.record_state_saved(self._saved_at(time.time()))
             except Exception:  # metrics must never stop the worker
                 logger.debug("gauge refresh failed", exc_info=True)
 
-    def _lags(self) -> dict[tuple[str, int], int]:
+    def _lags(self, regrouped: bool = False) -> dict[tuple[str, int], int]:
+        """Records not yet judged per ``(stream, partition)`` of the input partitions held,
+        or, ``regrouped``, per ``(regrouping's name, partition)`` of the internal topics'."""
         consumer = self.consumer
         lags: dict[tuple[str, int], int] = {}
         if consumer is None:
             return lags
         for tp, task in list(self.tasks.items()):
-            if task.regroup is not None:
+            if (task.regroup is not None) != regrouped:
                 continue
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lags[task.stream, tp.partition] = max(0, highwater - task.state.position)
+                name = task.regroup.name if task.regroup is not None else task.stream
+                lags[name, tp.partition] = max(0, highwater - task.state.position)
         return lags
+
+    def _saved_at(self, now: float) -> dict[tuple[str, str, int], float]:
+        """Each held partition's saved-up-to wall time; one with nothing unsaved is saved
+        as of ``now``."""
+        saved: dict[tuple[str, str, int], float] = {}
+        for tp, task in list(self.tasks.items()):
+            if not task.dirty:
+                task.saved_at = now
+            regroup = task.regroup.name if task.regroup is not None else ""
+            saved[task.stream, regroup, tp.partition] = task.saved_at
+        return saved
 
     async def _serve_web(self) -> web.AppRunner:
         app = web.Application()
@@ -657,13 +700,20 @@ class Worker:
             return web.json_response(self.status())
 
         async def alerts(request: web.Request) -> web.Response:
-            """``/alerts?kind=&severity=&limit=``: recent alerts as JSON, newest first."""
+            """``/alerts?kind=&severity=&status=&entity=&since=&limit=``: findings, newest
+            step first, each as its latest alert (from the findings topic: the same on every
+            worker). ``X-Kuzet-Findings-Complete: false`` while the topic is still being read."""
             try:
-                query = parse_query(request.query, self.recent.maxlen)
+                query = parse_query(request.query)
             except QueryError as exc:
                 return web.json_response({"error": str(exc)}, status=400)
-            body = self.recent.to_json(self.recent.query(**query))
-            return web.Response(body=body, content_type="application/json")
+            body = to_json(self.findings.query(**query))
+            complete = "true" if self.findings_read.is_set() else "false"
+            return web.Response(
+                body=body,
+                content_type="application/json",
+                headers={"X-Kuzet-Findings-Complete": complete},
+            )
 
         # /metrics and /healthz stay open (Prometheus, health checks: counts, no ids);
         # the pages naming entities or partitions need KUZET_WEB_TOKEN when it is set.

@@ -97,7 +97,12 @@ def test_a_signed_save_round_trips(small_chunks):
     assert len(chunks) > 3
     back, saved = restore(KEY, TASK, manifest, chunks)
     assert back == state
-    assert (saved.generation, saved.writer, saved.offset, saved.version) == (3, "w0", 7, 2)
+    assert (saved.generation, saved.writer, saved.offset, saved.version) == (
+        3,
+        "w0",
+        7,
+        STATE_VERSION,
+    )
 
 
 def test_the_bomb_goes_off_when_a_signed_save_holds_it(tmp_path: Path, small_chunks):
@@ -159,7 +164,7 @@ def wrong_shape(manifest: bytes, chunks: dict[str, bytes], blob: bytes) -> Saved
         (edit_manifest(size=12), "bad_mac"),
         (edit_manifest(generation=4), "incomplete"),  # names chunks that are not there
         (edit_manifest(chunks=10**12), "incomplete"),  # and no time is spent looking
-        (edit_manifest(version=3), "version"),
+        (edit_manifest(version=STATE_VERSION + 1), "version"),
         (edit_manifest(mac=b""), "unsigned"),
         (edit_manifest(mac=bytes(32)), "bad_mac"),
         (edit_manifest(key_id="0" * 16), "other_key"),
@@ -255,7 +260,7 @@ def test_the_mac_covers_every_manifest_field():
         ("chunks", 2),
         ("size", 11),
         ("offset", 8),
-        ("version", 3),
+        ("version", STATE_VERSION + 1),
         ("key_id", "f" * 16),
     ]:
         changed = msgspec.structs.replace(base, **{name: value})
