@@ -171,7 +171,8 @@ async def run_demo(prefix: str, worker: subprocess.Popen) -> int:
                         alert = msgspec.json.decode(record.value)
                         say(
                             f"ALERT {alert['severity'].upper()} {alert['kind']} "
-                            f"{alert['entity_type']}={alert['entity']} id={alert['alert_id'][:12]}"
+                            f"{alert['entity_type']}={alert['entity']} id={alert['alert_id'][:12]} "
+                            f"finding={alert['finding_id'][:12]} ({alert['status']})"
                         )
                         for reason in alert["reasons"]:
                             say(f"      {reason}")
