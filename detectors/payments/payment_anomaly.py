@@ -341,9 +341,10 @@ class PaymentAnomaly(Detector):
     def _alert(
         self, name: str, d: _Day, x: dict[str, float], score: float, bar: float, day: int
     ) -> Alert:
-        when = datetime.fromtimestamp((day + 1) * DAY, UTC)
+        when = datetime.fromtimestamp((day + 1) * DAY, UTC)  # decided as the day ended
+        scored = datetime.fromtimestamp(day * DAY, UTC).date().isoformat()  # the day judged
         reasons = [
-            f"its payments on {when.date().isoformat()} scored {score:.3f} against a bar of "
+            f"its payments on {scored} (UTC) scored {score:.3f} against a bar of "
             f"{bar:.3f} (the {self.q:.2%} quantile of {self._scored:,} account-days scored)",
             f"{d.n_in} payments in ({d.sum_in:,.0f} tenge from {len(d.payers)} payers), "
             f"{d.n_out} out ({d.sum_out:,.0f} tenge to {len(d.payees)} payees), "
@@ -358,7 +359,7 @@ class PaymentAnomaly(Detector):
             score=score,
             reasons=reasons,
             evidence={
-                "day": (when.date()).isoformat(),
+                "day": scored,
                 "anomaly_score": round(score, 4),
                 "threshold": round(bar, 4),
                 "quantile": self.q,

@@ -71,8 +71,11 @@ def test_an_account_day_unlike_any_shop_alerts():
     assert odd.evidence["anomaly_score"] > odd.evidence["threshold"]
     assert "60 payments in (12,000,000 tenge from 60 payers)" in odd.reasons[1]
     assert len(odd.event_ids) == 20 and odd.event_ids[0] == "odd-in-0"
-    # Raised when the day is over: stamped with the end of that day.
+    # Raised when the day is over: stamped with the end of that day, and naming it.
     assert odd.ts == START + timedelta(days=DAYS - 1)
+    judged = (START + timedelta(days=DAYS - 2)).date().isoformat()
+    assert odd.evidence["day"] == judged
+    assert odd.reasons[0].startswith(f"its payments on {judged} (UTC) scored")
     validate_alert(odd)
 
 
