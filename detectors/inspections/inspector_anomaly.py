@@ -562,9 +562,7 @@ class InspectorAnomaly(Detector):
         reasons = []
         for name, (value, yardstick, _) in standing.items():
             if name == "volume":
-                text = (
-                    f"{value:.0f} inspections in {days:g} days against a median of {yardstick:.0f}"
-                )
+                text = f"{value:.0f} inspections in {days:g} days against {yardstick:.0f}"
             elif name == "violations":
                 text = (
                     f"{value:.0f} inspections in {days:g} days that the moratorium prohibited "

@@ -410,6 +410,7 @@ def test_peers_are_the_same_authority_only():
     [alert] = feed(small(), two)
     assert alert.entity == "ROGUE" and alert.evidence["peers"] == 2
     assert "times its busiest peer" in alert.reasons[0]
+    assert "median" not in alert.reasons[0]  # the yardstick is named once, and rightly
     # Four (min_peers): their median.
     four = two + shifts(AFTER_MORATORIUM, {"P-2": 3, "P-3": 3}, range(60))
     [alert] = feed(small(), four)
@@ -544,8 +545,8 @@ def test_reasons_say_what_stands_out_and_against_what():
     volume = feed(small(), volume_world(15))[0]
     [reason] = volume.reasons
     assert reason.startswith(
-        f"{volume.evidence['figures']['volume']:.0f} inspections in 60 days against a median "
-        "of 30: 5.0 times the peers' median; z = "
+        f"{volume.evidence['figures']['volume']:.0f} inspections in 60 days against 30: "
+        "5.0 times the peers' median; z = "
     )
     assert reason.endswith(" among 6 AUTH-A inspectors")
 
