@@ -79,6 +79,36 @@ async def consume(
     return records
 
 
+async def consume_alert_ids(
+    bootstrap: str, topic: str, expected: set[str], timeout: float = 180.0
+) -> set[str]:
+    """The alert ids on ``topic``, read until every one of ``expected`` arrived, then 2 s
+    more (for ids that should NOT be there).
+
+    Counting records would not do after a crash: the worker re-judges from its last save
+    and publishes some alerts again (same ids), so the count can be reached early.
+    """
+    from streams.codec import decode_alert
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    ids: set[str] = set()
+    try:
+        deadline = time.monotonic() + timeout
+        settle_until = None
+        while time.monotonic() < (settle_until or deadline):
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                ids.update(decode_alert(record.value).alert_id for record in part)
+            if settle_until is None and expected <= ids:
+                settle_until = time.monotonic() + 2.0
+    finally:
+        await consumer.stop()
+    return ids
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
