@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, get_args
 
@@ -56,6 +56,7 @@ from streams.offsets import (
     existing_partitions,
     kafka_failed,
     parse_time,
+    read_to_end,
 )
 from streams.settings import Settings
 
@@ -192,17 +193,30 @@ def _consumer(settings: Settings, client: str) -> AIOKafkaConsumer:
     )
 
 
-async def _assign(settings: Settings, consumer: AIOKafkaConsumer) -> dict[Any, int]:
-    """Assign every partition of the findings topic from its start; return its end offsets."""
+async def _load(
+    settings: Settings, consumer: AIOKafkaConsumer, take: Callable[[list[Any]], None]
+) -> None:
+    """Read every partition of the findings topic from its start to its end as of now."""
     partitions = await existing_partitions(settings, settings.findings_topic)
     if not partitions:
         raise HistoryError(
             f"topic {settings.findings_topic} does not exist on {settings.bootstrap_servers}: "
             "a worker creates it at start (or check KUZET_TOPIC_PREFIX / KUZET_TOPIC_FINDINGS)"
         )
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    return await consumer.end_offsets(partitions)
+    await read_to_end(consumer, partitions, take)
+
+
+def _into(table: FindingsTable, steps: list[Alert] | None = None) -> Callable[[list[Any]], None]:
+    """What a reader does with a batch of records: into ``table`` (and ``steps``)."""
+
+    def take(records: list[Any]) -> None:
+        for record in records:
+            table.add_record(record.key, record.value)
+            if steps is not None and record.value is not None:
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    steps.append(decode_alert(record.value))
+
+    return take
 
 
 async def read_findings(
@@ -217,19 +231,7 @@ async def read_findings(
     consumer = _consumer(settings, "findings-reader")
     try:
         await consumer.start()
-        ends = await _assign(settings, consumer)
-        pending = {tp for tp, end in ends.items() if end > 0}
-        while pending:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            for records in batch.values():
-                for record in records:
-                    table.add_record(record.key, record.value)
-                    if steps is not None and record.value is not None:
-                        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                            steps.append(decode_alert(record.value))
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+        await _load(settings, consumer, _into(table, steps))
     except KafkaError as exc:
         raise kafka_failed(settings, f"reading topic {settings.findings_topic}", exc) from exc
     finally:
@@ -247,21 +249,13 @@ async def follow(settings: Settings, table: FindingsTable, caught_up: asyncio.Ev
         consumer = _consumer(settings, "findings-follower")
         try:
             await consumer.start()
-            ends = await _assign(settings, consumer)
-            pending = {tp for tp, end in ends.items() if end > 0}
-            if not pending:
-                caught_up.set()
+            take = _into(table)
+            await _load(settings, consumer, take)
+            caught_up.set()
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
                 for records in batch.values():
-                    for record in records:
-                        table.add_record(record.key, record.value)
-                if pending:
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= ends[tp]:
-                            pending.discard(tp)
-                    if not pending:
-                        caught_up.set()
+                    take(records)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the page may lag; the worker goes on

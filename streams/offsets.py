@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -135,6 +135,26 @@ async def start_offsets(
         return dict(await consumer.beginning_offsets(partitions))
     found = await consumer.offsets_for_times({tp: to_millis(when) for tp in partitions})
     return {tp: found[tp].offset if found.get(tp) is not None else end[tp] for tp in partitions}
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    take: Callable[[list[Any]], None],
+    poll_ms: int = 1000,
+) -> None:
+    """Assign ``partitions`` to a started, groupless ``consumer`` and read each from its
+    beginning to its end offset as of now, handing ``take`` each batch's records (in
+    partition order). The compacted tables (rules, findings) are loaded so."""
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)
+    pending = [tp for tp in partitions if ends[tp] > 0]
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=poll_ms)
+        for records in batch.values():
+            take(records)
+        pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
 
 
 def client_kwargs(settings: Settings, client_id: str) -> dict:

@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from detectors.engine import Engine
 from detectors.errors import ConfigError
 from detectors.live_rules import RulesChange, Timeline, decode_change
 from detectors.rules import Rules
-from streams.offsets import client_kwargs, kafka_failed
+from streams.offsets import client_kwargs, kafka_failed, read_to_end
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -147,12 +148,7 @@ class RulesWatch:
         consumer = self.consumer
         try:
             await consumer.start()
-            consumer.assign([self.tp])
-            await consumer.seek_to_beginning(self.tp)
-            end = (await consumer.end_offsets([self.tp]))[self.tp]
-            while await consumer.position(self.tp) < end:
-                batch = await consumer.getmany(self.tp, timeout_ms=POLL_MS)
-                take(self.raw, batch.get(self.tp, []))
+            await read_to_end(consumer, [self.tp], partial(take, self.raw), POLL_MS)
         except KafkaError as exc:
             with contextlib.suppress(Exception):
                 await consumer.stop()
@@ -230,12 +226,7 @@ async def read_topic(settings: Settings) -> dict[str, bytes]:
             return {}
         raw: dict[str, bytes] = {}
         tp = TopicPartition(settings.rules_topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=POLL_MS)
-            take(raw, batch.get(tp, []))
+        await read_to_end(consumer, [tp], partial(take, raw), POLL_MS)
         return raw
     except KafkaError as exc:
         raise kafka_failed(settings, f"reading rules topic {settings.rules_topic}", exc) from exc
