@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,23 +61,7 @@ async def consume(
 
     The extra wait catches records that should NOT be there (a second alert).
     """
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records: list[ConsumerRecord] = []
-    try:
-        deadline = time.monotonic() + timeout
-        settle_until = None
-        while time.monotonic() < (settle_until or deadline):
-            batch = await consumer.getmany(timeout_ms=200)
-            for part in batch.values():
-                records.extend(part)
-            if len(records) >= expected and settle_until is None:
-                settle_until = time.monotonic() + 2.0
-    finally:
-        await consumer.stop()
-    return records
+    return await _read_until(bootstrap, topic, lambda records: len(records) >= expected, timeout)
 
 
 async def consume_alert_ids(
@@ -90,23 +75,41 @@ async def consume_alert_ids(
     """
     from streams.codec import decode_alert
 
+    ids: set[str] = set()
+    read = 0  # records whose ids are in ``ids``
+
+    def arrived(records: list[ConsumerRecord]) -> bool:
+        nonlocal read
+        ids.update(decode_alert(record.value).alert_id for record in records[read:])
+        read = len(records)
+        return expected <= ids
+
+    arrived(await _read_until(bootstrap, topic, arrived, timeout))  # the settling records too
+    return ids
+
+
+async def _read_until(
+    bootstrap: str, topic: str, enough: Callable[[list[ConsumerRecord]], bool], timeout: float
+) -> list[ConsumerRecord]:
+    """Read ``topic`` from the start until ``enough(records)``, then 2 s more; or until
+    ``timeout``."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
     await consumer.start()
-    ids: set[str] = set()
+    records: list[ConsumerRecord] = []
     try:
         deadline = time.monotonic() + timeout
         settle_until = None
         while time.monotonic() < (settle_until or deadline):
             batch = await consumer.getmany(timeout_ms=200)
             for part in batch.values():
-                ids.update(decode_alert(record.value).alert_id for record in part)
-            if settle_until is None and expected <= ids:
+                records.extend(part)
+            if settle_until is None and enough(records):
                 settle_until = time.monotonic() + 2.0
     finally:
         await consumer.stop()
-    return ids
+    return records
 
 
 def free_port() -> int:
