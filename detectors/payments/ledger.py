@@ -70,6 +70,7 @@ class AccountDetector(Detector):
         self._accounts: dict[str, Any] = {}
         self._first_ts: float | None = None  # the first event time seen: warm-ups count from it
         self._swept_day = -1
+        self._ended: list[Alert] = []  # findings the last sweep ended, until handed out
 
     @property
     def n_entities(self) -> int:
@@ -80,9 +81,11 @@ class AccountDetector(Detector):
         """Take one event (after :meth:`_tick`); return the alerts it raises."""
 
     def update(self, event: Activity, ctx: Context) -> list[Alert]:
-        self._ended: list[Alert] = []
         alerts = self.judge(event, ctx)
-        return [*self._ended, *alerts] if self._ended else alerts
+        if not self._ended:  # nearly always: no list made per event
+            return alerts
+        ended, self._ended = self._ended, []
+        return [*ended, *alerts]
 
     def _tick(self, ts: float) -> int:
         """Take an event's time (epoch seconds); return its day, sweeping once a day."""
